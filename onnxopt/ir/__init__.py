@@ -1,0 +1,16 @@
+"""The onnxopt IR: Values with producers and uses, Nodes, Graphs (with subgraphs), Tensors, Models."""
+from __future__ import annotations
+
+from onnxopt.ir.builder import Builder
+from onnxopt.ir.graph import Graph
+from onnxopt.ir.lint import lint
+from onnxopt.ir.model import Model
+from onnxopt.ir.node import Node
+from onnxopt.ir.serde import from_proto, graph_to_proto, load, save, serialize, to_proto
+from onnxopt.ir.tensor import Tensor
+from onnxopt.ir.value import Value
+
+__all__ = [
+    "Builder", "Graph", "Model", "Node", "Tensor", "Value",
+    "from_proto", "graph_to_proto", "lint", "load", "save", "serialize", "to_proto",
+]

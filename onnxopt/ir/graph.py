@@ -1,0 +1,326 @@
+"""Graph: an ordered, mutation-safe list of nodes with inputs, outputs and initializers."""
+from __future__ import annotations
+
+import contextlib
+import heapq
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+
+from onnx import ValueInfoProto
+
+from onnxopt.errors import IRError
+from onnxopt.ir.node import Node
+from onnxopt.ir.value import Value
+
+if TYPE_CHECKING:
+    from onnx import SparseTensorProto, StringStringEntryProto, TensorAnnotation
+
+
+class Graph:
+    """A (sub)graph. Iterating while inserting or removing nodes is safe; removed nodes are skipped."""
+
+    def __init__(self, name: str = "graph") -> None:
+        self.name = name
+        self.doc_string = ""
+        self.parent: Node | None = None
+        self.initializers: dict[str, Value] = {}
+        self.sparse_initializers: list[SparseTensorProto] = []
+        self.quantization_annotation: list[TensorAnnotation] = []
+        self.metadata_props: list[StringStringEntryProto] = []
+        self.orphan_value_info: list[ValueInfoProto] = []
+        self.legacy_initializer_inputs = False
+        self._inputs: list[Value] = []
+        self._outputs: list[Value] = []
+        self.input_set: set[Value] = set()
+        self.output_set: set[Value] = set()
+        self._first: Node | None = None
+        self._last: Node | None = None
+        self._count = 0
+        self._insert_before: Node | None = None
+        self._names: set[str] = set()
+        self._name_counter = 0
+
+    # ---- inputs, outputs, initializers -------------------------------------------------------
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        """Graph inputs, in order."""
+        return tuple(self._inputs)
+
+    @property
+    def outputs(self) -> tuple[Value, ...]:
+        """Graph outputs, in order."""
+        return tuple(self._outputs)
+
+    def add_input(self, value: Value) -> Value:
+        """Append a graph input."""
+        self._own(value)
+        self._inputs.append(value)
+        self.input_set.add(value)
+        return value
+
+    def set_inputs(self, values: Sequence[Value]) -> None:
+        """Replace the list of graph inputs."""
+        for value in values:
+            self._own(value)
+        self._inputs = list(values)
+        self.input_set = set(values)
+
+    def add_output(self, value: Value) -> None:
+        """Append a graph output."""
+        self._outputs.append(value)
+        self.output_set.add(value)
+
+    def set_outputs(self, values: Sequence[Value]) -> None:
+        """Replace the list of graph outputs."""
+        self._outputs = list(values)
+        self.output_set = set(values)
+
+    def replace_output(self, old: Value, new: Value) -> None:
+        """Make the graph output `old` be `new` under the old name, so the graph's interface is unchanged."""
+        name = old.name
+        if new.graph is not self or new.producer() is None or new in self.output_set:
+            # inputs, initializers, outer values and existing outputs keep their own names: copy through Identity
+            identity = Node("Identity", [new], [Value()])
+            self.append(identity)
+            new = identity.outputs[0]
+        new.type = new.type or old.type
+        self._outputs = [new if v is old else v for v in self._outputs]
+        self.output_set.discard(old)
+        self.output_set.add(new)
+        old.name = self.unique_name(name)
+        new.name = name
+
+    def add_initializer(self, value: Value) -> Value:
+        """Register a constant value (its const_value must be set) under a unique name."""
+        if value.const_value is None:
+            raise IRError(f"initializer {value.name!r} has no data")
+        if not value.name or self.initializers.get(value.name, value) is not value:
+            value.name = self.unique_name(value.name or "const")
+        self._own(value)
+        self.initializers[value.name] = value
+        return value
+
+    def remove_initializer(self, value: Value) -> None:
+        """Drop an initializer that nothing uses any more."""
+        if value.has_uses() or value in self.output_set:
+            raise IRError(f"initializer {value.name!r} is still used")
+        self.initializers.pop(value.name, None)
+        if value in self.input_set:
+            self._inputs.remove(value)
+            self.input_set.discard(value)
+        value.graph = None
+
+    def _own(self, value: Value) -> None:
+        value.graph = self
+        self.register_name(value.name)
+
+    # ---- names -------------------------------------------------------------------------------
+    def root(self) -> Graph:
+        """The outermost graph (subgraphs share its name table)."""
+        graph = self
+        while graph.parent is not None and graph.parent.graph is not None:
+            graph = graph.parent.graph
+        return graph
+
+    def register_name(self, name: str) -> None:
+        """Mark a name as taken in the model's name table."""
+        if name:
+            self.root()._names.add(name)
+
+    def unique_name(self, base: str) -> str:
+        """A name not yet used anywhere in the model, derived from `base`; it is reserved at once."""
+        root = self.root()
+        names = root._names
+        name = base
+        while not name or name in names:
+            root._name_counter += 1
+            name = f"{base}_{root._name_counter}"
+        names.add(name)
+        return name
+
+    # ---- node list ---------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Node]:
+        node = self._first
+        while node is not None:
+            if not node._erased:
+                yield node
+            node = node._next
+
+    def __reversed__(self) -> Iterator[Node]:
+        node = self._last
+        while node is not None:
+            if not node._erased:
+                yield node
+            node = node._prev
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def nodes(self) -> list[Node]:
+        """A snapshot list of the nodes in order."""
+        return list(self)
+
+    def _adopt(self, node: Node) -> None:
+        if node.graph is not None and not node._erased:
+            raise IRError(f"{node} already belongs to a graph")
+        node.graph = self
+        node._erased = False
+        if not node.name:
+            node.name = self.unique_name(f"{node.op_type}")
+        else:
+            self.register_name(node.name)
+        for value in node.outputs:
+            if not value.name:
+                value.name = self.unique_name(f"{node.name}_out{value.index()}")
+            self._own(value)
+        for sub in node.subgraphs():
+            sub.parent = node
+        self._count += 1
+
+    def append(self, nodes: Node | Iterable[Node]) -> None:
+        """Add nodes at the insertion point (the end, unless inside `inserting_before`)."""
+        if self._insert_before is not None:
+            self.insert_before(self._insert_before, nodes)
+            return
+        for node in [nodes] if isinstance(nodes, Node) else list(nodes):
+            self._adopt(node)
+            node._prev, node._next = self._last, None
+            if self._last is None:
+                self._first = node
+            else:
+                self._last._next = node
+            self._last = node
+
+    def insert_before(self, ref: Node, nodes: Node | Iterable[Node]) -> None:
+        """Insert nodes, in order, just before `ref`."""
+        for node in [nodes] if isinstance(nodes, Node) else list(nodes):
+            self._adopt(node)
+            node._prev, node._next = ref._prev, ref
+            if ref._prev is None:
+                self._first = node
+            else:
+                ref._prev._next = node
+            ref._prev = node
+
+    def insert_after(self, ref: Node, nodes: Node | Iterable[Node]) -> None:
+        """Insert nodes, in order, just after `ref`."""
+        for node in [nodes] if isinstance(nodes, Node) else list(nodes):
+            self._adopt(node)
+            node._prev, node._next = ref, ref._next
+            if ref._next is None:
+                self._last = node
+            else:
+                ref._next._prev = node
+            ref._next = node
+            ref = node
+
+    @contextlib.contextmanager
+    def inserting_before(self, node: Node) -> Iterator[None]:
+        """Within the block, `append` inserts before `node`."""
+        saved, self._insert_before = self._insert_before, node
+        try:
+            yield
+        finally:
+            self._insert_before = saved
+
+    def remove(self, nodes: Node | Iterable[Node], safe: bool = True) -> None:
+        """Remove nodes; with safe=True refuse while an output is read outside the set or is a graph output."""
+        batch = [nodes] if isinstance(nodes, Node) else list(nodes)
+        if safe:
+            doomed = set(batch)
+            for node in batch:
+                for out in node.outputs:
+                    if out in self.output_set:
+                        raise IRError(f"cannot remove {node}: its output {out.name!r} is a graph output")
+                    for user, _ in out.iter_uses():
+                        if user not in doomed:
+                            raise IRError(f"cannot remove {node}: {out.name!r} is still used by {user}")
+        for node in batch:
+            if node.graph is not self or node._erased:
+                raise IRError(f"{node} is not in graph {self.name!r}")
+            node.detach()
+            prev, nxt = node._prev, node._next
+            if prev is None:
+                self._first = nxt
+            else:
+                prev._next = nxt
+            if nxt is None:
+                self._last = prev
+            else:
+                nxt._prev = prev
+            node._erased = True
+            node.graph = None
+            self._count -= 1
+
+    # ---- structure ---------------------------------------------------------------------------
+    def subgraphs(self) -> Iterator[Graph]:
+        """Every graph nested in this one's nodes, recursively (depth first)."""
+        for node in self:
+            for sub in node.subgraphs():
+                yield sub
+                yield from sub.subgraphs()
+
+    def all_graphs(self) -> list[Graph]:
+        """This graph and every nested subgraph."""
+        return [self, *self.subgraphs()]
+
+    def captured_values(self) -> list[Value]:
+        """Values read inside this graph (or its subgraphs) that are defined in an outer scope."""
+        inner = set(self.all_graphs())
+        captured: dict[Value, None] = {}
+        for graph in inner:
+            for node in graph:
+                for value in node.inputs:
+                    if value is not None and value.graph not in inner:
+                        captured[value] = None
+        return list(captured)
+
+    def node_dependencies(self, node: Node) -> list[Value]:
+        """All values a node needs: its inputs plus outer values captured by its subgraphs."""
+        deps = [v for v in node.inputs if v is not None]
+        for sub in node.subgraphs():
+            deps.extend(sub.captured_values())
+        return deps
+
+    def sort(self) -> None:
+        """Reorder nodes topologically, keeping the current order wherever it is already valid."""
+        order = {node: i for i, node in enumerate(self)}
+        waiting: dict[Node, int] = {}
+        readers: dict[Node, list[Node]] = {}
+        for node in order:
+            producers = {
+                v.producer() for v in self.node_dependencies(node) if v.producer() in order
+            }
+            producers.discard(node)
+            waiting[node] = len(producers)
+            for producer in producers:
+                readers.setdefault(producer, []).append(node)
+        ready = [(i, ) for node, i in order.items() if waiting[node] == 0]
+        heapq.heapify(ready)
+        by_index = list(order)
+        result: list[Node] = []
+        while ready:
+            (i,) = heapq.heappop(ready)
+            node = by_index[i]
+            result.append(node)
+            for reader in readers.get(node, ()):
+                waiting[reader] -= 1
+                if waiting[reader] == 0:
+                    heapq.heappush(ready, (order[reader],))
+        if len(result) != len(order):
+            stuck = next(node for node in order if waiting[node] > 0)
+            raise IRError(f"graph {self.name!r} has a cycle through {stuck}")
+        prev = None
+        for node in result:
+            node._prev = prev
+            if prev is None:
+                self._first = node
+            else:
+                prev._next = node
+            prev = node
+        if prev is not None:
+            prev._next = None
+        self._last = prev
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {len(self)} nodes)"

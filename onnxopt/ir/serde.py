@@ -1,0 +1,383 @@
+"""Conversion between ONNX protobuf and the IR; streaming, atomic saves with automatic external data."""
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import tempfile
+from typing import BinaryIO, Iterator
+
+import onnx
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
+
+from onnxopt.errors import ModelLoadError, OutputPathError
+from onnxopt.ir.graph import Graph
+from onnxopt.ir.model import Model
+from onnxopt.ir.node import Node
+from onnxopt.ir.tensor import Tensor, encode_varint
+from onnxopt.ir.value import Value
+
+PROTOBUF_LIMIT = 2**31 - 1
+# Above this many bytes of initializers a save switches to external data (leaves room for the graph itself).
+EXTERNAL_DATA_THRESHOLD = 2**31 - 2**26
+
+_Scope = list[dict[str, Value]]
+
+
+# ---- loading ---------------------------------------------------------------------------------
+def load(path: str | os.PathLike) -> Model:
+    """Read an .onnx file into the IR; weights stay undecoded and external data is memory-mapped on use."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelLoadError(f"{path}: no such file; check the path")
+    if os.path.isdir(path):
+        raise ModelLoadError(f"{path} is a directory; give the path of an .onnx file")
+    if os.path.getsize(path) == 0:
+        raise ModelLoadError(f"{path} is empty; re-export the model")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        proto = ModelProto.FromString(data)
+    except Exception as exc:  # protobuf raises DecodeError and sometimes RuntimeError
+        raise ModelLoadError(f"{path} is not an ONNX model (protobuf parse failed: {exc}); re-export it") from None
+    del data
+    if not proto.HasField("graph") or not proto.opset_import:
+        raise ModelLoadError(f"{path} parses as protobuf but is not an ONNX model (no graph or opset); re-export it")
+    base_dir = os.path.dirname(os.path.abspath(path))
+    _check_external_files(proto.graph, base_dir, path)
+    return from_proto(proto, base_dir)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    # Building the IR creates many small acyclic objects; generational GC passes over them only cost time.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _check_external_files(graph: GraphProto, base_dir: str, path: str) -> None:
+    for tensor in graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+            if not os.path.isfile(os.path.join(base_dir, location)):
+                raise ModelLoadError(
+                    f"{path}: external data file {location!r} (tensor {tensor.name!r}) is missing; "
+                    f"put it beside the model in {base_dir}"
+                )
+
+
+def from_proto(proto: ModelProto, base_dir: str = "") -> Model:
+    """Wrap a ModelProto (it must stay alive: undecoded tensors refer to it)."""
+    graph = Graph()
+    graph.legacy_initializer_inputs = proto.ir_version < 4
+    with _gc_paused():
+        _fill_graph(graph, proto.graph, [], base_dir)
+    graph.root()._names.update(f.name for f in proto.functions)
+    model = Model(
+        graph=graph,
+        opset_imports={op.domain: op.version for op in proto.opset_import},
+        ir_version=proto.ir_version,
+        producer_name=proto.producer_name,
+        producer_version=proto.producer_version,
+        domain=proto.domain,
+        model_version=proto.model_version,
+        doc_string=proto.doc_string,
+        metadata_props={p.key: p.value for p in proto.metadata_props},
+        functions=list(proto.functions),
+        training_info=list(proto.training_info),
+        configuration=list(proto.configuration) if hasattr(proto, "configuration") else [],
+        base_dir=base_dir,
+        external_data=any(t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer),
+    )
+    return model
+
+
+def _fill_graph(graph: Graph, proto: GraphProto, outer: _Scope, base_dir: str) -> None:
+    graph.name = proto.name
+    graph.doc_string = proto.doc_string
+    scope: dict[str, Value] = {}
+    chain = [scope, *outer]
+    names = graph.root()._names
+
+    def lookup(name: str) -> Value:
+        for table in chain:
+            value = table.get(name)
+            if value is not None:
+                return value
+        # An undefined name: keep it as a dangling value so a round trip stays lossless and lint can name it.
+        value = Value(name)
+        scope[name] = value
+        return value
+
+    for tensor in proto.initializer:
+        value = Value(tensor.name, const_value=Tensor.from_proto(tensor, base_dir))
+        value.graph = graph
+        graph.initializers[tensor.name] = value
+        scope[tensor.name] = value
+    for sparse in proto.sparse_initializer:
+        graph.sparse_initializers.append(sparse)
+        name = sparse.values.name
+        value = Value(name)
+        value.graph = graph
+        scope[name] = value
+    inputs = []
+    for info in proto.input:
+        value = scope.get(info.name) or Value(info.name)
+        value.type, value.doc_string = info.type, info.doc_string
+        value.graph = graph
+        scope[info.name] = value
+        inputs.append(value)
+    graph._inputs = inputs
+    graph.input_set = set(inputs)
+    names.update(scope)
+    infos = {info.name: info for info in proto.value_info}
+    node_list: list[Node] = []
+    for node_proto in proto.node:
+        node = _node_from_proto(node_proto, graph, chain, lookup, base_dir)
+        for value in node.outputs:
+            value.graph = graph
+            scope[value.name] = value
+            info = infos.pop(value.name, None)
+            if info is not None:
+                value.type, value.doc_string = info.type, info.doc_string
+        node_list.append(node)
+    _link(graph, node_list)
+    names.update(n.name for n in node_list)
+    names.update(scope)
+    outputs = []
+    for info in proto.output:
+        value = lookup(info.name)
+        value.type, value.doc_string = info.type, info.doc_string
+        outputs.append(value)
+    graph.set_outputs(outputs)
+    graph.orphan_value_info = list(infos.values())
+    graph.quantization_annotation = list(proto.quantization_annotation)
+    graph.metadata_props = list(proto.metadata_props)
+
+
+def _link(graph: Graph, nodes: list[Node]) -> None:
+    prev = None
+    for node in nodes:
+        node.graph = graph
+        node._prev = prev
+        if prev is not None:
+            prev._next = node
+        prev = node
+    graph._first = nodes[0] if nodes else None
+    graph._last = prev
+    graph._count = len(nodes)
+
+
+def _node_from_proto(proto: NodeProto, graph: Graph, chain: _Scope, lookup, base_dir: str) -> Node:
+    inputs = [lookup(name) if name else None for name in proto.input]
+    node = Node(proto.op_type, inputs, [Value(name) for name in proto.output], domain=proto.domain, name=proto.name)
+    node.overload = proto.overload
+    node.doc_string = proto.doc_string
+    has_graph = False
+    for attr in proto.attribute:
+        if attr.type == AttributeProto.GRAPH:
+            sub = Graph()
+            sub.parent = node
+            sub.legacy_initializer_inputs = graph.legacy_initializer_inputs
+            node.graph = graph
+            _fill_graph(sub, attr.g, chain, base_dir)
+            node.attrs[attr.name] = sub
+            has_graph = True
+        elif attr.type == AttributeProto.GRAPHS:
+            subs = []
+            for g in attr.graphs:
+                sub = Graph()
+                sub.parent = node
+                node.graph = graph
+                _fill_graph(sub, g, chain, base_dir)
+                subs.append(sub)
+            node.attrs[attr.name] = tuple(subs)
+            has_graph = True
+        else:
+            node.attrs[attr.name] = attr
+    node.proto = None if has_graph else proto
+    return node
+
+
+# ---- saving ----------------------------------------------------------------------------------
+Part = bytes | memoryview | TensorProto
+
+
+def _part_len(part: Part) -> int:
+    if isinstance(part, bytes):
+        return len(part)
+    if isinstance(part, memoryview):
+        return part.nbytes
+    return part.ByteSize()
+
+
+def _part_bytes(part: Part) -> bytes | memoryview:
+    return part.SerializeToString() if isinstance(part, TensorProto) else part
+
+
+def serialize(model: Model) -> bytes:
+    """The model as protobuf bytes, all data inline (for sessions and small models)."""
+    with _gc_paused():
+        return b"".join(bytes(_part_bytes(part)) for part in _model_parts(model, None, ""))
+
+
+def to_proto(model: Model) -> ModelProto:
+    """The model as a ModelProto, all data inline."""
+    return ModelProto.FromString(serialize(model))
+
+
+def save(model: Model, path: str | os.PathLike, external_data: bool | None = None, size_threshold: int = 1024) -> None:
+    """Write atomically. external_data=None keeps the input's choice and switches on past the 2 GB limit."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OutputPathError(f"cannot write {path}: directory {directory} does not exist; create it first")
+    if os.path.isdir(path):
+        raise OutputPathError(f"cannot write {path}: it is a directory; give a file name")
+    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise OutputPathError(f"cannot write {path}: permission denied; choose another output path")
+    if external_data is None:
+        total = sum(v.const_value.nbytes for v in model.graph.initializers.values())
+        external_data = model.external_data or total > EXTERNAL_DATA_THRESHOLD
+    location = os.path.basename(path) + ".data"
+    temps: list[str] = []
+    try:
+        data_stream = None
+        if external_data:
+            fd, data_tmp = tempfile.mkstemp(dir=directory, prefix=".onnxopt-", suffix=".data.tmp")
+            temps.append(data_tmp)
+            data_stream = os.fdopen(fd, "wb")
+        fd, model_tmp = tempfile.mkstemp(dir=directory, prefix=".onnxopt-", suffix=".onnx.tmp")
+        temps.append(model_tmp)
+        with os.fdopen(fd, "wb") as out, _gc_paused():
+            parts = _model_parts(model, data_stream, location if external_data else "", size_threshold)
+            for part in parts:
+                out.write(_part_bytes(part))
+        if data_stream is not None:
+            data_stream.close()
+            os.replace(temps[0], os.path.join(directory, location))
+        os.replace(model_tmp, path)
+        temps.clear()
+    finally:
+        for tmp in temps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def _present(**fields: object) -> dict[str, object]:
+    # proto2 records an explicitly set empty string as present; leave empty fields unset so round trips are exact
+    return {key: value for key, value in fields.items() if value}
+
+
+def _field(number: int, payload_len: int) -> bytes:
+    return encode_varint((number << 3) | 2) + encode_varint(payload_len)
+
+
+def _model_parts(
+    model: Model, data_stream: BinaryIO | None, location: str, size_threshold: int = 1024
+) -> Iterator[Part]:
+    shell = ModelProto(
+        **_present(
+            ir_version=model.ir_version,
+            producer_name=model.producer_name,
+            producer_version=model.producer_version,
+            domain=model.domain,
+            model_version=model.model_version,
+            doc_string=model.doc_string,
+        )
+    )
+    for domain, version in model.opset_imports.items():
+        shell.opset_import.add(domain=domain, version=version)
+    shell.metadata_props.extend(model.metadata_entries())
+    shell.functions.extend(model.functions)
+    shell.training_info.extend(model.training_info)
+    if model.configuration:
+        shell.configuration.extend(model.configuration)
+    yield shell.SerializeToString()
+    graph_parts = list(_graph_parts(model.graph, data_stream, location, size_threshold))
+    yield _field(7, sum(map(_part_len, graph_parts)))
+    yield from graph_parts
+
+
+def _graph_parts(
+    graph: Graph, data_stream: BinaryIO | None, location: str, size_threshold: int
+) -> Iterator[Part]:
+    yield _graph_shell(graph).SerializeToString()
+    for node in graph:
+        data = _node_proto_bytes(node)
+        yield _field(1, len(data))
+        yield data
+    for name, value in graph.initializers.items():
+        tensor = value.const_value
+        if data_stream is not None and tensor.nbytes >= size_threshold:
+            parts = [tensor.write_external(name, data_stream, location).SerializeToString()]
+        else:
+            parts = tensor.serialized_parts(name)
+        yield _field(5, sum(map(_part_len, parts)))
+        yield from parts
+
+
+def graph_to_proto(graph: Graph) -> GraphProto:
+    """A (sub)graph as a GraphProto, data inline."""
+    return GraphProto.FromString(b"".join(bytes(_part_bytes(p)) for p in _graph_parts(graph, None, "", 0)))
+
+
+def _value_info(value: Value) -> onnx.ValueInfoProto:
+    info = onnx.ValueInfoProto(**_present(name=value.name, doc_string=value.doc_string))
+    if value.type is not None:
+        info.type.CopyFrom(value.type)
+    return info
+
+
+def _graph_shell(graph: Graph) -> GraphProto:
+    shell = GraphProto(**_present(name=graph.name, doc_string=graph.doc_string))
+    shell.input.extend(_value_info(v) for v in graph.inputs)
+    shell.output.extend(_value_info(v) for v in graph.outputs)
+    interface = graph.input_set | graph.output_set
+    for node in graph:
+        for value in node.outputs:
+            if value.type is not None and value not in interface:
+                shell.value_info.append(_value_info(value))
+    shell.value_info.extend(graph.orphan_value_info)
+    shell.sparse_initializer.extend(graph.sparse_initializers)
+    shell.quantization_annotation.extend(graph.quantization_annotation)
+    shell.metadata_props.extend(graph.metadata_props)
+    return shell
+
+
+def _node_proto_bytes(node: Node) -> bytes:
+    proto = node.proto
+    if (
+        proto is not None
+        and proto.op_type == node.op_type
+        and proto.domain == node.domain
+        and proto.name == node.name
+        and len(proto.attribute) == len(node.attrs)
+    ):
+        return proto.SerializeToString()
+    return node_to_proto(node).SerializeToString()
+
+
+def node_to_proto(node: Node) -> NodeProto:
+    """A node as a NodeProto (subgraphs converted recursively)."""
+    from onnxopt.ir.graph import Graph as _Graph
+
+    proto = NodeProto(
+        input=[v.name if v is not None else "" for v in node.inputs],
+        output=[v.name for v in node.outputs],
+        **_present(op_type=node.op_type, domain=node.domain, name=node.name, doc_string=node.doc_string,
+                   overload=node.overload),
+    )
+    for name, value in node.attrs.items():
+        if isinstance(value, _Graph):
+            proto.attribute.append(onnx.helper.make_attribute(name, graph_to_proto(value)))
+        elif isinstance(value, tuple):
+            proto.attribute.append(onnx.helper.make_attribute(name, [graph_to_proto(g) for g in value]))
+        else:
+            proto.attribute.append(value)
+    return proto
