@@ -38,6 +38,8 @@ class Graph:
         self._insert_before: Node | None = None
         self._names: set[str] = set()
         self._name_counter = 0
+        self.nodes_added = 0
+        self.nodes_removed = 0
 
     # ---- inputs, outputs, initializers -------------------------------------------------------
     @property
@@ -176,6 +178,7 @@ class Graph:
         for sub in node.subgraphs():
             sub.parent = node
         self._count += 1
+        self.root().nodes_added += 1
 
     def append(self, nodes: Node | Iterable[Node]) -> None:
         """Add nodes at the insertion point (the end, unless inside `inserting_before`)."""
@@ -251,6 +254,7 @@ class Graph:
             node._erased = True
             node.graph = None
             self._count -= 1
+            self.root().nodes_removed += 1
 
     # ---- structure ---------------------------------------------------------------------------
     def subgraphs(self) -> Iterator[Graph]:
@@ -321,6 +325,59 @@ class Graph:
         if prev is not None:
             prev._next = None
         self._last = prev
+
+    def clone(self, value_map: dict[Value, Value] | None = None) -> Graph:
+        """A structural copy sharing the (immutable) tensors and attribute protos; outer values map via value_map."""
+        value_map = {} if value_map is None else value_map
+        copy = Graph(self.name)
+        copy.doc_string = self.doc_string
+        copy.legacy_initializer_inputs = self.legacy_initializer_inputs
+        copy.sparse_initializers = list(self.sparse_initializers)
+        copy.quantization_annotation = list(self.quantization_annotation)
+        copy.metadata_props = list(self.metadata_props)
+        copy.orphan_value_info = list(self.orphan_value_info)
+        copy._names = set(self._names)
+        copy._name_counter = self._name_counter
+
+        def mapped(value: Value) -> Value:
+            new = value_map.get(value)
+            if new is None:
+                new = Value(value.name, value.type, value.const_value)
+                new.doc_string = value.doc_string
+                new.graph = copy
+                value_map[value] = new
+            return new
+
+        for name, value in self.initializers.items():
+            copy.initializers[name] = mapped(value)
+        copy._inputs = [mapped(v) for v in self._inputs]
+        copy.input_set = set(copy._inputs)
+        nodes = []
+        for node in self:
+            outputs = [mapped(v) for v in node.outputs]
+            new = Node(node.op_type, [mapped(v) if v is not None else None for v in node.inputs], outputs,
+                       domain=node.domain, name=node.name)
+            new.overload, new.doc_string, new.proto = node.overload, node.doc_string, node.proto
+            for key, attr in node.attrs.items():
+                if isinstance(attr, Graph):
+                    attr = attr.clone(value_map)
+                    attr.parent = new
+                elif isinstance(attr, tuple):
+                    attr = tuple(g.clone(value_map) for g in attr)
+                    for g in attr:
+                        g.parent = new
+                new.attrs[key] = attr
+            new.graph = copy
+            nodes.append(new)
+        prev = None
+        for new in nodes:
+            new._prev = prev
+            if prev is not None:
+                prev._next = new
+            prev = new
+        copy._first, copy._last, copy._count = (nodes[0] if nodes else None), prev, len(nodes)
+        copy.set_outputs([mapped(v) for v in self._outputs])
+        return copy
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self)} nodes)"

@@ -1,6 +1,7 @@
 """Model: the graph plus everything around it that a round trip must keep."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from onnx import FunctionProto, StringStringEntryProto, TrainingInfoProto
@@ -35,6 +36,18 @@ class Model:
     def metadata_entries(self) -> list[StringStringEntryProto]:
         """metadata_props as protos, in insertion order."""
         return [StringStringEntryProto(key=k, value=v) for k, v in self.metadata_props.items()]
+
+    def clone(self) -> Model:
+        """A copy whose graph can be changed independently; tensors are shared (they are immutable)."""
+        return dataclasses.replace(
+            self, graph=self.graph.clone(), opset_imports=dict(self.opset_imports),
+            metadata_props=dict(self.metadata_props), functions=list(self.functions),
+        )
+
+    def restore(self, snapshot: Model) -> None:
+        """Make this model equal to an earlier clone of it, in place."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(snapshot, f.name))
 
     def __repr__(self) -> str:
         return f"Model(opset={self.opset}, ir_version={self.ir_version}, {self.graph!r})"

@@ -85,8 +85,11 @@ class Value:
         return self.graph is not None and self.graph.initializers.get(self._name) is self
 
     def is_constant(self) -> bool:
-        """True when the value's data is known (an initializer that is not also an overridable input)."""
-        return self.const_value is not None and not self.is_graph_input()
+        """True when the data is known: an initializer, unless it is also an overridable input (IR >= 4)."""
+        if self.const_value is None:
+            return False
+        graph = self.graph
+        return graph is None or graph.legacy_initializer_inputs or self not in graph.input_set
 
     def replace_all_uses_with(self, new: Value) -> None:
         """Make every reader of this value read `new` instead (graph outputs included)."""

@@ -1,0 +1,292 @@
+"""Pass machinery: Pass, PassResult, PassContext, the registry and groups, PassManager, instruments."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Iterable, Sequence
+
+from onnxopt.errors import PassError, UnknownPassError
+from onnxopt.ir import Model, Node, lint, save
+
+logger = logging.getLogger(__name__)
+
+GROUPS = ("fold", "cleanup", "fuse", "dce")
+DEFAULT_PIPELINE = ("fold", "cleanup", "fuse")
+
+
+@dataclass
+class PassContext:
+    """Options every pass may read: target runtime, folding budget, fixed input shapes, rules to explain."""
+
+    target: str = "onnx"
+    fold_max_bytes: int = 4 * 1024 * 1024
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    explain: frozenset[str] = frozenset()
+    explanations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PassResult:
+    """What a pass returns: the model (changed in place) and whether anything changed, plus optional counters."""
+
+    model: Model
+    modified: bool
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Pass:
+    """Base class. Subclasses set `name`, `groups`, a one-line docstring `Before → After`, and implement call()."""
+
+    name: ClassVar[str] = ""
+    groups: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, context: PassContext | None = None) -> None:
+        self.context = context or PassContext()
+
+    @classmethod
+    def description(cls) -> str:
+        """The first line of the pass's docstring."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def call(self, model: Model) -> PassResult:
+        """Run on `model` in place; keep run state in locals, never on self."""
+        raise NotImplementedError
+
+    def __call__(self, model: Model) -> PassResult:
+        return self.call(model)
+
+
+_REGISTRY: dict[str, type[Pass]] = {}
+_PREFIXED: dict[str, Callable[[str, PassContext], Pass]] = {}
+
+
+def register_pass(cls: type[Pass]) -> type[Pass]:
+    """Class decorator: make a pass available by its `name` and in its groups."""
+    if not cls.name or cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"pass name {cls.name!r} is empty or already registered")
+    unknown = set(cls.groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"pass {cls.name}: unknown groups {sorted(unknown)}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def register_prefix(prefix: str, factory: Callable[[str, PassContext], Pass]) -> None:
+    """Resolve names `prefix` and `prefix:<sub>` through `factory(sub, context)` (e.g. onnxoptimizer's passes)."""
+    _PREFIXED[prefix] = factory
+
+
+def registered_passes() -> dict[str, type[Pass]]:
+    """Every registered pass class by name, sorted."""
+    return dict(sorted(_REGISTRY.items()))
+
+
+def group_members(group: str) -> list[str]:
+    """Pass names in a group, in registration order (which is the order they run)."""
+    return [name for name, cls in _REGISTRY.items() if group in cls.groups]
+
+
+def expand_pipeline(spec: str | Sequence[str]) -> list[str]:
+    """'fuse,fold' or ['fuse', 'fold'] → the list of pass names; unknown names raise UnknownPassError."""
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    names: list[str] = []
+    for item in items:
+        if not item:
+            continue
+        if item in GROUPS:
+            names.extend(group_members(item))
+        elif item in _REGISTRY or item.split(":", 1)[0] in _PREFIXED:
+            names.append(item)
+        else:
+            valid = ", ".join([*GROUPS, *_REGISTRY, *(f"{p}[:<pass>]" for p in _PREFIXED)])
+            raise UnknownPassError(f"unknown pass {item!r}; valid names: {valid} (see `onnxopt passes`)")
+    return names
+
+
+def make_pass(name: str, context: PassContext) -> Pass:
+    """Instantiate a registered (or prefixed) pass."""
+    if name in _REGISTRY:
+        return _REGISTRY[name](context)
+    prefix, _, sub = name.partition(":")
+    if prefix in _PREFIXED:
+        return _PREFIXED[prefix](sub, context)
+    raise UnknownPassError(f"unknown pass {name!r}; run `onnxopt passes` for the list")
+
+
+# ---- statistics and instruments -------------------------------------------------------------
+@dataclass
+class PassStats:
+    """Per-pass totals over a pipeline run."""
+
+    runs: int = 0
+    changed: int = 0
+    seconds: float = 0.0
+    nodes_added: int = 0
+    nodes_removed: int = 0
+    initializer_bytes_before: int = 0
+    initializer_bytes_after: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class PassRecord:
+    """One application of a pass in the pipeline (the history used for bisection)."""
+
+    name: str
+    iteration: int
+    modified: bool
+
+
+class Instrument:
+    """Hooks around each pass application; override what you need."""
+
+    def before_pass(self, name: str, model: Model) -> None:
+        """Called before a pass runs."""
+
+    def after_pass(self, name: str, model: Model, result: PassResult) -> None:
+        """Called after a pass returned."""
+
+
+class LintAfterEachPass(Instrument):
+    """Run ir.lint after every pass (tests use it); a broken invariant names the pass."""
+
+    def after_pass(self, name: str, model: Model, result: PassResult) -> None:
+        """Lint the model, naming the pass on failure."""
+        try:
+            lint(model)
+        except Exception as exc:
+            raise PassError(f"{name} left the IR inconsistent: {exc}", pass_name=name) from exc
+
+
+class DumpAfterEachPass(Instrument):
+    """Save the model after every pass that changed it into a directory, numbered."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.count = 0
+
+    def after_pass(self, name: str, model: Model, result: PassResult) -> None:
+        """Write `NNN_<pass>.onnx` when the pass changed the model."""
+        if result.modified:
+            self.count += 1
+            os.makedirs(self.directory, exist_ok=True)
+            save(model, os.path.join(self.directory, f"{self.count:03d}_{name.replace(':', '_')}.onnx"))
+
+
+def initializer_bytes(model: Model) -> int:
+    """Total bytes of initializers in the model, subgraphs included."""
+    return sum(v.const_value.nbytes for g in model.graph.all_graphs() for v in g.initializers.values())
+
+
+def node_count(model: Model) -> int:
+    """Number of nodes in the model, subgraphs included."""
+    return sum(len(g) for g in model.graph.all_graphs())
+
+
+@dataclass
+class PipelineResult:
+    """The optimized model, per-pass statistics, and the sequence of pass applications."""
+
+    model: Model
+    stats: dict[str, PassStats]
+    history: list[PassRecord]
+    iterations: int
+    converged: bool
+
+
+class PassManager:
+    """Runs a pipeline of passes to a fixed point, then dead-code elimination and a topological-order check."""
+
+    def __init__(
+        self,
+        pipeline: str | Sequence[str] = DEFAULT_PIPELINE,
+        context: PassContext | None = None,
+        max_iterations: int = 8,
+        instruments: Iterable[Instrument] = (),
+        transactional: bool = True,
+    ) -> None:
+        self.context = context or PassContext()
+        self.names = expand_pipeline(pipeline)
+        self.passes = [make_pass(name, self.context) for name in self.names]
+        self.final = [make_pass(name, self.context) for name in group_members("dce")]
+        self.max_iterations = max_iterations
+        self.instruments = list(instruments)
+        self.transactional = transactional
+
+    def run(self, model: Model) -> PipelineResult:
+        """Optimize `model` in place and return it with statistics."""
+        stats: dict[str, PassStats] = {}
+        history: list[PassRecord] = []
+        converged = False
+        iteration = 0
+        while iteration < self.max_iterations and self.passes:
+            iteration += 1
+            changed = False
+            for name, pass_ in zip(self.names, self.passes):
+                changed |= self._apply(name, pass_, model, stats, history, iteration)
+            if not changed:
+                converged = True
+                break
+        if not converged and self.passes:
+            logger.warning("pipeline did not reach a fixed point in %d iterations", self.max_iterations)
+        for pass_ in self.final:
+            self._apply(pass_.name, pass_, model, stats, history, iteration + 1)
+        for graph in model.graph.all_graphs():
+            graph.sort()
+        lint(model)
+        return PipelineResult(model, stats, history, iteration, converged or not self.passes)
+
+    def _apply(
+        self, name: str, pass_: Pass, model: Model, stats: dict[str, PassStats], history: list[PassRecord],
+        iteration: int,
+    ) -> bool:
+        entry = stats.setdefault(name, PassStats())
+        snapshot = model.clone() if self.transactional else None
+        root = model.graph
+        added, removed, count = root.nodes_added, root.nodes_removed, node_count(model)
+        bytes_before = initializer_bytes(model)
+        for instrument in self.instruments:
+            instrument.before_pass(name, model)
+        start = time.perf_counter()
+        try:
+            result = pass_.call(model)
+            for instrument in self.instruments:
+                instrument.after_pass(name, model, result)
+        except Exception as exc:
+            if snapshot is not None:
+                model.restore(snapshot)
+            done = [r.name for r in history if r.modified]
+            node = _failing_node(exc)
+            where = f" on node {node.name!r} ({node.op_type})" if node is not None else ""
+            raise PassError(
+                f"{name} failed{where} after [{', '.join(done)}]: {type(exc).__name__}: {exc}",
+                pass_name=name, node_name=node.name if node is not None else "",
+            ) from exc
+        entry.seconds += time.perf_counter() - start
+        entry.runs += 1
+        entry.changed += int(result.modified)
+        if model.graph is root:
+            entry.nodes_added += root.nodes_added - added
+            entry.nodes_removed += root.nodes_removed - removed
+        else:  # the pass rebuilt the graph (e.g. a round trip through onnxoptimizer): count the net change
+            delta = node_count(model) - count
+            entry.nodes_added += max(delta, 0)
+            entry.nodes_removed += max(-delta, 0)
+        if entry.runs == 1:
+            entry.initializer_bytes_before = bytes_before
+        entry.initializer_bytes_after = initializer_bytes(model) if result.modified else bytes_before
+        for key, value in result.counters.items():
+            entry.counters[key] = entry.counters.get(key, 0) + value
+        history.append(PassRecord(name, iteration, result.modified))
+        return result.modified
+
+
+def _failing_node(exc: BaseException) -> Node | None:
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        node = frame.f_locals.get("node")
+        if isinstance(node, Node):
+            return node
+    return None
