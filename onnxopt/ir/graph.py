@@ -256,6 +256,11 @@ class Graph:
             self._count -= 1
             self.root().nodes_removed += 1
 
+    def replace_node_with(self, node: Node, value: Value) -> None:
+        """Bypass a single-output node: its readers (and a graph output) read `value`; the node is removed."""
+        node.outputs[0].replace_all_uses_with(value)
+        self.remove(node)
+
     # ---- structure ---------------------------------------------------------------------------
     def subgraphs(self) -> Iterator[Graph]:
         """Every graph nested in this one's nodes, recursively (depth first)."""
