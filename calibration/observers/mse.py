@@ -1,0 +1,122 @@
+"""MSEObserver: the range whose quantization to the chosen integer type has the least mean squared error."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT, Observer
+from onnxopt.calibration.observers.histogram import HistogramObserver
+
+_BITS = {"uint8": 8, "int8": 8, "uint16": 16, "int16": 16}
+# Per side: the 1-D symmetric search takes every bin edge up to this many, the 2-D asymmetric
+# search this many per bound (so at most _CANDIDATES**2 evaluations).
+_CANDIDATES = 512
+
+
+class MSEObserver(Observer):
+    """Searches the histogram for the range [lo, hi] (lo ≤ 0 ≤ hi, as the quantizer requires)
+    minimising expected squared error: values inside add the rounding noise scale²/12, values
+    outside their clipping error. ``dtype``, ``symmetric`` and ``reduce_range`` must match the
+    quantizer's, since they set the number of levels; symmetric searches [-t, t] only.
+    """
+
+    method = "mse"
+
+    def __init__(
+        self,
+        dtype: str = "uint8",
+        symmetric: bool = False,
+        reduce_range: bool = False,
+        bins: int = 2048,
+        outlier_limit: float | None = DEFAULT_OUTLIER_LIMIT,
+    ) -> None:
+        if dtype not in _BITS:
+            raise ValueError(f"dtype must be one of {', '.join(_BITS)}, got {dtype!r}")
+        self.dtype = dtype
+        self.reduce_range = reduce_range
+        self.histogram = HistogramObserver(bins=bins, symmetric=symmetric, outlier_limit=outlier_limit)
+
+    @property
+    def steps(self) -> int:
+        """The number of quantization steps between the lowest and highest level."""
+        bits = _BITS[self.dtype] - (1 if self.reduce_range else 0)
+        steps = 2**bits - 1
+        # Symmetric ranges drop one level so that zero sits exactly in the middle.
+        return steps - 1 if self.histogram.symmetric else steps
+
+    def update(self, array: np.ndarray) -> None:
+        """Count one batch in the histogram."""
+        self.histogram.update(array)
+
+    def merge(self, other: Observer) -> MSEObserver:
+        """Merge the histograms."""
+        self._check_mergeable(other)
+        assert isinstance(other, MSEObserver)
+        self.histogram.merge(other.histogram)
+        return self
+
+    def range(self) -> tuple[float, float]:
+        """The MSE-optimal range."""
+        hist = self.histogram
+        if hist.abs_max() == 0.0:
+            return 0.0, 0.0
+        used = np.flatnonzero(hist.counts)
+        counts = hist.counts[used].astype(np.float64)
+        centers = np.clip((used + hist.offset + 0.5) * hist.width, hist.min, hist.max)
+        if hist.symmetric:
+            t = _candidates(hist.abs_max(), hist.width, 4 * _CANDIDATES)
+            lo, hi = -t, t
+        else:
+            lo = _candidates(min(hist.min, 0.0), hist.width, _CANDIDATES)[:, None]
+            hi = _candidates(max(hist.max, 0.0), hist.width, _CANDIDATES)[None, :]
+        below, below_err = _clip_below(centers, counts, lo)
+        above, above_err = _clip_above(centers, counts, hi)
+        inside = counts.sum() - below - above
+        error = inside * ((hi - lo) / self.steps) ** 2 / 12.0 + below_err + above_err
+        best = np.unravel_index(int(np.argmin(error)), error.shape)
+        return float(np.broadcast_to(lo, error.shape)[best]), float(np.broadcast_to(hi, error.shape)[best])
+
+    def state_settings(self) -> dict[str, Any]:
+        """dtype, reduce_range and the histogram's settings."""
+        return {"dtype": self.dtype, "reduce_range": self.reduce_range, **self.histogram.state_settings()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """dtype, reduce_range and the histogram's state."""
+        return {
+            "method": self.method,
+            "dtype": self.dtype,
+            "reduce_range": self.reduce_range,
+            "histogram": self.histogram.state_dict(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> MSEObserver:
+        """Rebuild from state_dict() output."""
+        obs = cls(dtype=state["dtype"], reduce_range=state["reduce_range"])
+        obs.histogram = HistogramObserver.from_state(state["histogram"])
+        return obs
+
+
+def _candidates(bound: float, width: float, most: int) -> np.ndarray:
+    """Bin edges between 0 (excluded) and bound (included), thinned to at most ``most``."""
+    if bound == 0.0:
+        return np.zeros(1)
+    n = math.ceil(abs(bound) / width)
+    k = np.unique(np.linspace(1, n, min(n, most)).round())
+    return math.copysign(1.0, bound) * np.minimum(k * width, abs(bound))
+
+
+def _clip_below(centers: np.ndarray, counts: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each lo: how many values lie below it and their summed squared clipping error."""
+    n0, n1, n2 = (np.concatenate([[0.0], np.cumsum(counts * centers**k)]) for k in range(3))
+    i = np.searchsorted(centers, lo, side="left")
+    return n0[i], np.maximum(lo**2 * n0[i] - 2 * lo * n1[i] + n2[i], 0.0)
+
+
+def _clip_above(centers: np.ndarray, counts: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each hi: how many values lie above it and their summed squared clipping error."""
+    n0, n1, n2 = (np.concatenate([np.cumsum((counts * centers**k)[::-1])[::-1], [0.0]]) for k in range(3))
+    i = np.searchsorted(centers, hi, side="right")
+    return n0[i], np.maximum(hi**2 * n0[i] - 2 * hi * n1[i] + n2[i], 0.0)

@@ -1,0 +1,263 @@
+"""Observers: exact answers on known distributions, merge equals a single pass, constant memory."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from onnxopt.calibration.observers import (
+    EntropyObserver,
+    HistogramObserver,
+    MinMaxObserver,
+    MSEObserver,
+    Observer,
+    PercentileObserver,
+    make_observer,
+    observer_from_state,
+)
+from onnxopt.errors import DataError
+
+RNG = np.random.default_rng(1234)
+NORMAL = RNG.normal(0.0, 1.0, 200_000).astype(np.float32)
+UNIFORM = RNG.uniform(-3.0, 5.0, 100_000).astype(np.float32)
+HISTOGRAM_KINDS = [
+    lambda: HistogramObserver(),
+    lambda: HistogramObserver(symmetric=True, bins=256),
+    lambda: EntropyObserver(bins=512),
+    lambda: PercentileObserver(99.9),
+    lambda: MSEObserver(dtype="int8", symmetric=True),
+]
+
+
+def feed(observer: Observer, data: np.ndarray, chunks: int = 10) -> Observer:
+    for chunk in np.array_split(data, chunks):
+        observer.update(chunk)
+    return observer
+
+
+def state_bytes(observer: Observer) -> int:
+    def walk(value: object) -> int:
+        if isinstance(value, dict):
+            return sum(walk(v) for v in value.values())
+        return value.nbytes if isinstance(value, np.ndarray) else 0
+
+    return walk(observer.state_dict())
+
+
+# --- min-max --------------------------------------------------------------------------------
+
+
+def test_minmax_is_exact_and_ignores_nan() -> None:
+    obs = feed(MinMaxObserver(), np.concatenate([UNIFORM, [np.nan]]))
+    assert obs.range() == (float(UNIFORM.min()), float(UNIFORM.max()))
+
+
+def test_minmax_moving_average_follows_its_formula() -> None:
+    obs = MinMaxObserver(momentum=0.9)
+    obs.update(np.array([-1.0, 1.0]))
+    obs.update(np.array([-3.0, 11.0]))
+    assert obs.range() == pytest.approx((0.9 * -1 + 0.1 * -3, 0.9 * 1 + 0.1 * 11))
+
+
+def test_minmax_merge_equals_single_pass_exactly() -> None:
+    a, b = feed(MinMaxObserver(), UNIFORM[:30_000]), feed(MinMaxObserver(), UNIFORM[30_000:])
+    assert a.merge(b).range() == feed(MinMaxObserver(), UNIFORM).range()
+
+
+def test_minmax_merge_of_moving_averages_weights_by_batches() -> None:
+    a, b = MinMaxObserver(momentum=0.5), MinMaxObserver(momentum=0.5)
+    a.update(np.array([0.0, 2.0]))
+    for _ in range(3):
+        b.update(np.array([-4.0, 6.0]))
+    assert a.merge(b).range() == pytest.approx((-3.0, 5.0))
+
+
+def test_minmax_ignores_mask_sentinels_and_infinities() -> None:
+    obs = MinMaxObserver()
+    obs.update(np.array([-3.4028235e38, -1e9, -np.inf, -2.0, 3.0], dtype=np.float32))
+    assert obs.range() == (-2.0, 3.0)
+    assert MinMaxObserver(outlier_limit=None).range() == (0.0, 0.0)
+
+
+# --- histogram ------------------------------------------------------------------------------
+
+
+def test_histogram_counts_every_value_and_keeps_exact_extremes() -> None:
+    obs = feed(HistogramObserver(), UNIFORM)
+    assert obs.counts.sum() == UNIFORM.size
+    assert obs.range() == (float(UNIFORM.min()), float(UNIFORM.max()))
+    edges = obs.edges()
+    assert edges[0] <= UNIFORM.min() and edges[-1] > UNIFORM.max()
+    # The data spans between half and all of the bins: the price of the power-of-two grid.
+    used = np.flatnonzero(obs.counts)
+    assert obs.bins // 2 <= used[-1] - used[0] + 1 <= obs.bins
+
+
+def test_histogram_matches_numpy_histogram_on_its_edges() -> None:
+    obs = feed(HistogramObserver(bins=64), UNIFORM)
+    expected, _ = np.histogram(UNIFORM.astype(np.float64), bins=obs.edges())
+    np.testing.assert_array_equal(obs.counts, expected)
+
+
+def test_histogram_widens_when_a_batch_exceeds_the_range() -> None:
+    obs = HistogramObserver(bins=16)
+    obs.update(np.linspace(0.0, 1.0, 100))
+    narrow = obs.width
+    obs.update(np.array([1000.0]))
+    assert obs.width > narrow and obs.counts.sum() == 101 and obs.range() == (0.0, 1000.0)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_histogram_merge_in_any_order_equals_single_pass(symmetric: bool) -> None:
+    data = np.concatenate([UNIFORM, 40 * NORMAL[:5000]])
+    single = feed(HistogramObserver(symmetric=symmetric), data)
+    parts = np.array_split(RNG.permutation(data), 3)
+    merged = feed(HistogramObserver(symmetric=symmetric), parts[2])
+    merged.merge(feed(HistogramObserver(symmetric=symmetric), parts[0])).merge(
+        feed(HistogramObserver(symmetric=symmetric), parts[1])
+    )
+    assert (merged.exponent, merged.offset, merged.range()) == (single.exponent, single.offset, single.range())
+    np.testing.assert_array_equal(merged.counts, single.counts)
+
+
+def test_histogram_survives_float_min_masks_and_nan() -> None:
+    scores = RNG.normal(0, 2, (4, 64)).astype(np.float32)
+    scores[:, 32:] = np.finfo(np.float32).min
+    scores[0, 0] = np.nan
+    obs = HistogramObserver()
+    obs.update(scores)
+    assert obs.outliers == 4 * 32 and obs.count == 4 * 32 - 1
+    lo, hi = obs.range()
+    assert -10 < lo < 0 < hi < 10
+    # Resolution stays fine: the real values are spread over many bins, not washed into one.
+    assert np.count_nonzero(obs.counts) > 50
+
+
+def test_histogram_of_constant_and_zero_data() -> None:
+    const = HistogramObserver()
+    const.update(np.full(10, 3.5))
+    assert const.range() == (3.5, 3.5) and const.counts.sum() == 10
+    zeros = HistogramObserver(symmetric=True)
+    zeros.update(np.zeros(10))
+    assert zeros.range() == (0.0, 0.0)
+    assert PercentileObserver().range() == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("make", HISTOGRAM_KINDS + [MinMaxObserver])
+def test_state_size_is_constant_in_the_number_of_updates(make) -> None:
+    def after(n: int) -> Observer:
+        obs = make()
+        for i in range(n):
+            # Growing magnitudes force repeated widening.
+            obs.update(RNG.normal(0, 1 + i / 10, 64))
+        return obs
+
+    assert state_bytes(after(2000)) == state_bytes(after(200))
+
+
+# --- derived ranges -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [NORMAL, UNIFORM], ids=["normal", "uniform"])
+@pytest.mark.parametrize("percentile", [99.0, 99.9, 99.999])
+def test_percentile_matches_numpy_within_a_bin(data: np.ndarray, percentile: float) -> None:
+    obs = feed(PercentileObserver(percentile), data)
+    lo, hi = obs.range()
+    width = obs.histogram.width
+    assert abs(hi - np.percentile(data, percentile)) <= width
+    assert abs(lo - np.percentile(data, 100 - percentile)) <= width
+
+
+def test_symmetric_percentile_uses_absolute_values() -> None:
+    obs = feed(PercentileObserver(99.0, symmetric=True), NORMAL)
+    lo, hi = obs.range()
+    assert lo == -hi and abs(hi - np.percentile(np.abs(NORMAL), 99.0)) <= obs.histogram.width
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_entropy_clips_outliers_of_a_normal(symmetric: bool) -> None:
+    data = np.concatenate([NORMAL, [60.0, -60.0, 55.0] * 3])
+    lo, hi = feed(EntropyObserver(symmetric=symmetric), data).range()
+    assert 2.5 < hi < 10.0 and -10.0 < lo < -2.5
+
+
+def test_entropy_keeps_the_whole_range_of_a_uniform() -> None:
+    data = RNG.uniform(0, 1, 100_000)
+    lo, hi = feed(EntropyObserver(), data).range()
+    assert lo == pytest.approx(data.min()) and hi > 0.97
+
+
+def test_entropy_of_one_sided_data_stays_one_sided() -> None:
+    relu = np.maximum(NORMAL, 0)
+    lo, hi = feed(EntropyObserver(), relu).range()
+    assert lo == 0.0 and 2.5 < hi <= relu.max()
+
+
+def test_mse_is_narrower_than_minmax_on_heavy_tails() -> None:
+    data = RNG.standard_t(3, 200_000)
+    lo, hi = feed(MSEObserver(), data).range()
+    assert data.min() < lo < 0 < hi < data.max()
+    assert hi - lo < 0.8 * (data.max() - data.min())
+
+
+def test_mse_keeps_the_full_range_of_a_uniform() -> None:
+    lo, hi = feed(MSEObserver(dtype="int8"), UNIFORM).range()
+    assert lo == pytest.approx(UNIFORM.min(), abs=0.05) and hi == pytest.approx(UNIFORM.max(), abs=0.05)
+
+
+def test_mse_symmetric_range_and_fewer_bits_clip_more() -> None:
+    data = RNG.laplace(0, 1, 200_000)
+    lo, hi = feed(MSEObserver(dtype="int8", symmetric=True), data).range()
+    assert lo == -hi
+    lo7, hi7 = feed(MSEObserver(dtype="int8", symmetric=True, reduce_range=True), data).range()
+    assert hi7 < hi
+
+
+@pytest.mark.parametrize("make", HISTOGRAM_KINDS)
+def test_derived_merge_equals_single_pass(make) -> None:
+    data = np.concatenate([NORMAL[:50_000], [30.0, -20.0]])
+    single = feed(make(), data)
+    a, b = feed(make(), data[1::2]), feed(make(), data[::2])
+    assert a.merge(b).range() == single.range()
+
+
+# --- base, factory, state -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile", "mse"])
+def test_make_observer_and_state_round_trip(method: str) -> None:
+    obs = feed(make_observer(method), NORMAL[:20_000])
+    state = pickle.loads(pickle.dumps(obs.state_dict()))
+    rebuilt = observer_from_state(state)
+    assert type(rebuilt) is type(obs) and rebuilt.range() == obs.range()
+    rebuilt.update(np.array([100.0]))
+    assert rebuilt.range() != obs.range()
+
+
+def test_make_observer_passes_options() -> None:
+    obs = make_observer("percentile", percentile=99.0, bins=512)
+    assert isinstance(obs, PercentileObserver) and obs.histogram.bins == 512
+
+
+def test_unknown_method_is_a_clear_error() -> None:
+    with pytest.raises(DataError, match="unknown calibration method 'kl'.*minmax, entropy, percentile, mse"):
+        make_observer("kl")
+
+
+def test_merging_mismatched_observers_is_refused() -> None:
+    with pytest.raises(DataError, match="same method and options"):
+        HistogramObserver(bins=64).merge(HistogramObserver(bins=128))
+    with pytest.raises(DataError, match="same method and options"):
+        MinMaxObserver().merge(PercentileObserver())
+
+
+def test_bad_settings_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        HistogramObserver(bins=30)
+    with pytest.raises(ValueError):
+        PercentileObserver(percentile=40)
+    with pytest.raises(ValueError):
+        MinMaxObserver(momentum=1.0)
+    with pytest.raises(ValueError):
+        MSEObserver(dtype="float8")
