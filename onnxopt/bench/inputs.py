@@ -1,0 +1,148 @@
+"""Benchmark inputs: the models' input specs, dynamic dims resolved, random or real data fed alike."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import onnx
+
+from onnxopt.errors import DataError
+
+Dim = Union[int, str, None]
+Feeds = dict[str, np.ndarray]
+DataSource = Union[str, "os.PathLike[str]", Iterable[Mapping[str, np.ndarray]], None]
+
+INT_HIGH = 8  # random integer inputs are drawn from [0, INT_HIGH): valid indices for small tables
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph input: name, numpy dtype, declared shape (ints, symbolic names or None per dim; None: any rank)."""
+
+    name: str
+    dtype: np.dtype
+    shape: Optional[tuple[Dim, ...]]
+
+
+def input_specs(model: onnx.ModelProto) -> list[TensorSpec]:
+    """The inputs a caller must feed (graph inputs that are not initializers), in graph order."""
+    initializers = {t.name for t in model.graph.initializer}
+    specs = []
+    for vi in model.graph.input:
+        if vi.name in initializers:
+            continue
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type"):
+            raise DataError(f"input '{vi.name}' is not a tensor; benchmark it with real data (--data DIR)")
+        shape = None
+        if tt.HasField("shape"):
+            shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
+        specs.append(TensorSpec(vi.name, dtype, shape))
+    return specs
+
+
+def resolve_shapes(
+    specs: Sequence[TensorSpec],
+    shapes: Optional[Mapping[str, Sequence[int]]] = None,
+    dims: Optional[Mapping[str, int]] = None,
+) -> dict[str, tuple[int, ...]]:
+    """Concrete shapes: ``shapes`` per input name, else declared dims with symbolic ones from ``dims``."""
+    shapes, dims = dict(shapes or {}), dict(dims or {})
+    unknown = sorted(set(shapes) - {s.name for s in specs})
+    if unknown:
+        raise DataError(f"--shape names unknown inputs {unknown}; the model's inputs are {[s.name for s in specs]}")
+    resolved: dict[str, tuple[int, ...]] = {}
+    missing: list[str] = []
+    first_unresolved: Optional[TensorSpec] = None
+    for spec in specs:
+        if spec.name in shapes:
+            resolved[spec.name] = _check_shape(spec, tuple(int(v) for v in shapes[spec.name]), "--shape")
+            continue
+        if spec.shape is None:
+            missing.append(f"{spec.name} (rank unknown)")
+            first_unresolved = first_unresolved or spec
+            continue
+        concrete: list[int] = []
+        for axis, d in enumerate(spec.shape):
+            if isinstance(d, int) and d > 0:
+                concrete.append(d)
+            elif isinstance(d, str) and d in dims:
+                concrete.append(int(dims[d]))
+            else:
+                missing.append(f"{spec.name}[{axis}]={d!r}" if d else f"{spec.name}[{axis}] (unnamed)")
+                first_unresolved = first_unresolved or spec
+        resolved[spec.name] = tuple(concrete)
+    if first_unresolved is not None:
+        example = ",".join("N" for _ in first_unresolved.shape or (0, 0))
+        raise DataError(
+            f"unresolved dynamic dims: {', '.join(missing)}; give them with --dim NAME=N "
+            f"or a whole shape with --shape {first_unresolved.name}={example}"
+        )
+    return resolved
+
+
+def _check_shape(spec: TensorSpec, shape: tuple[int, ...], source: str) -> tuple[int, ...]:
+    if spec.shape is None:
+        return shape
+    if len(shape) != len(spec.shape):
+        raise DataError(f"{source} gives '{spec.name}' rank {len(shape)}; the model declares {list(spec.shape)}")
+    for given, declared in zip(shape, spec.shape):
+        if isinstance(declared, int) and declared > 0 and given != declared:
+            raise DataError(f"{source} gives '{spec.name}' shape {list(shape)}; the model declares {list(spec.shape)}")
+    return shape
+
+
+def random_feeds(specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> Feeds:
+    """Random inputs: floats in [-1, 1), integers in [0, 8), uint8 in [0, 256), booleans; reproducible by seed."""
+    rng = np.random.default_rng(seed)
+    feeds: Feeds = {}
+    for spec in specs:
+        shape, kind = shapes[spec.name], spec.dtype.kind
+        if kind == "f":
+            value = rng.uniform(-1.0, 1.0, size=shape).astype(spec.dtype)
+        elif kind == "b":
+            value = rng.integers(0, 2, size=shape).astype(bool)
+        elif kind in "iu":
+            high = 256 if spec.dtype == np.uint8 else INT_HIGH
+            value = rng.integers(0, high, size=shape).astype(spec.dtype)
+        else:
+            raise DataError(f"input '{spec.name}' has dtype {spec.dtype}, which cannot be made up; use --data DIR")
+        feeds[spec.name] = np.asarray(value, order="C")
+    return feeds
+
+
+def data_feeds(data: DataSource, specs: Sequence[TensorSpec]) -> Feeds:
+    """The first sample of real data: a calibration directory (any supported layout) or an iterable of dicts."""
+    if isinstance(data, (str, os.PathLike)):
+        from onnxopt.calibration.datasets import InputSpec, load_samples
+
+        cal_specs = [InputSpec(name=s.name, dtype=s.dtype, shape=s.shape) for s in specs]
+        samples = iter(load_samples(data, cal_specs, 1))
+    else:
+        samples = iter(data or ())
+    sample = next(samples, None)
+    if sample is None:
+        raise DataError("the benchmark data holds no sample")
+    missing = [s.name for s in specs if s.name not in sample]
+    if missing:
+        raise DataError(f"the benchmark data lacks inputs {missing}; it has {sorted(sample)}")
+    return {s.name: np.asarray(sample[s.name], dtype=s.dtype, order="C") for s in specs}
+
+
+def check_feeds(specs: Sequence[TensorSpec], feeds: Feeds, model_name: str) -> None:
+    """Raise DataError unless ``feeds`` has exactly the model's inputs, with its dtypes and declared dims."""
+    if {s.name for s in specs} != set(feeds):
+        raise DataError(
+            f"model '{model_name}' takes inputs {[s.name for s in specs]} but the benchmark feeds {list(feeds)}; "
+            "benchmarked models must share their inputs"
+        )
+    for spec in specs:
+        value = feeds[spec.name]
+        if value.dtype != spec.dtype:
+            raise DataError(
+                f"model '{model_name}' wants {spec.dtype} for '{spec.name}', the benchmark feeds {value.dtype}"
+            )
+        _check_shape(spec, value.shape, f"the data for model '{model_name}'")
