@@ -62,7 +62,8 @@ def finite_values(array: np.ndarray, outlier_limit: float | None) -> tuple[np.nd
     """
     values = np.asarray(array, dtype=np.float64).ravel()
     values = values[~np.isnan(values)]
-    limit = np.inf if outlier_limit is None else outlier_limit
+    # Infinities are always set aside: no finite range can hold them.
+    limit = np.finfo(np.float64).max if outlier_limit is None else outlier_limit
     inside = np.abs(values) <= limit
     if inside.all():
         return values, 0

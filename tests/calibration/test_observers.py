@@ -74,10 +74,13 @@ def test_minmax_merge_of_moving_averages_weights_by_batches() -> None:
 
 
 def test_minmax_ignores_mask_sentinels_and_infinities() -> None:
+    values = np.array([-3.4028235e38, -1e9, -np.inf, -2.0, 3.0], dtype=np.float32)
     obs = MinMaxObserver()
-    obs.update(np.array([-3.4028235e38, -1e9, -np.inf, -2.0, 3.0], dtype=np.float32))
+    obs.update(values)
     assert obs.range() == (-2.0, 3.0)
-    assert MinMaxObserver(outlier_limit=None).range() == (0.0, 0.0)
+    unlimited = MinMaxObserver(outlier_limit=None)
+    unlimited.update(values)
+    assert unlimited.range() == (float(values[0]), 3.0)
 
 
 # --- histogram ------------------------------------------------------------------------------
@@ -132,6 +135,12 @@ def test_histogram_survives_float_min_masks_and_nan() -> None:
     assert -10 < lo < 0 < hi < 10
     # Resolution stays fine: the real values are spread over many bins, not washed into one.
     assert np.count_nonzero(obs.counts) > 50
+
+
+def test_histogram_without_outlier_limit_still_drops_infinities() -> None:
+    obs = HistogramObserver(outlier_limit=None)
+    obs.update(np.array([-1e30, np.inf, 1.0]))
+    assert obs.range() == (-1e30, 1.0) and obs.outliers == 1
 
 
 def test_histogram_of_constant_and_zero_data() -> None:
