@@ -2,3 +2,8 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from onnxopt.ir import Model, load, save  # noqa: E402
+from onnxopt.pipeline import optimize  # noqa: E402
+
+__all__ = ["Model", "__version__", "load", "optimize", "save"]

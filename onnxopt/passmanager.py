@@ -195,6 +195,7 @@ class PipelineResult:
     history: list[PassRecord]
     iterations: int
     converged: bool
+    explanations: list[str] = field(default_factory=list)
 
 
 class PassManager:

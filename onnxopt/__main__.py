@@ -1,0 +1,6 @@
+"""python -m onnxopt"""
+import sys
+
+from onnxopt.cli import main
+
+sys.exit(main())

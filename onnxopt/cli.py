@@ -1,0 +1,129 @@
+"""The `onnxopt` command line: parses arguments, calls the public API, prints. No logic of its own."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from onnxopt.errors import OnnxoptError
+
+
+def _shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
+    name, sep, dims = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=D1,D2,... (e.g. input=1,3,224,224), got {text!r}") from None
+
+
+def _add_optimize(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("optimize", help="optimize a model with a pass pipeline")
+    p.add_argument("model", help="input .onnx file (never modified unless -o names it)")
+    p.add_argument("-o", "--output", required=True, help="output .onnx file (written atomically)")
+    p.add_argument("--passes", default="fold,cleanup,fuse", help="comma-separated passes and groups (see `onnxopt passes`)")
+    p.add_argument("--target", choices=("onnx", "ort"), default="onnx",
+                   help="onnx: standard ops only (default); ort: also ONNX Runtime contrib ops")
+    p.add_argument("--target-opset", type=int, help="convert to this opset first (onnx.version_converter)")
+    p.add_argument("--input-shape", type=_shape_arg, action="append", default=[], metavar="NAME=D1,D2,..",
+                   help="fix a dynamic input shape before folding (repeatable)")
+    p.add_argument("--fold-max-bytes", type=int, default=4 * 1024 * 1024,
+                   help="largest constant the folder materializes (weights are exempt)")
+    p.add_argument("--explain", action="append", default=[], metavar="RULE",
+                   help="list where RULE's root op occurs and why it did not fire (repeatable)")
+    p.add_argument("--stats", action="store_true", help="print per-pass statistics")
+    p.add_argument("--external-data", action="store_true", default=None, help="store weights in a .data file beside the output")
+    p.set_defaults(run=_run_optimize)
+
+
+def _run_optimize(args: argparse.Namespace) -> int:
+    from onnxopt import optimize, save
+    from onnxopt.summary import format_pass_stats, format_size_change
+
+    result = optimize(
+        args.model, args.passes, target=args.target, target_opset=args.target_opset,
+        fold_max_bytes=args.fold_max_bytes, input_shapes=dict(args.input_shape), explain=args.explain,
+    )
+    save(result.model, args.output, external_data=args.external_data)
+    for line in result.explanations:
+        print(line)
+    if args.stats:
+        print(format_pass_stats(result))
+    if not args.quiet:
+        print(format_size_change(args.model, args.output, result))
+    return 0
+
+
+def _add_passes(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("passes", help="list every pass and group")
+    p.set_defaults(run=_run_passes)
+
+
+def _run_passes(args: argparse.Namespace) -> int:
+    from onnxopt.summary import format_pass_list
+
+    print(format_pass_list())
+    return 0
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="show a model's interface, opsets, ops and parameters")
+    p.add_argument("model")
+    p.add_argument("--graph", metavar="FILE", help="also write the graph as .dot or .graphml")
+    p.set_defaults(run=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from onnxopt.inspect import summarize
+    from onnxopt.ir import load
+    from onnxopt.ir.export import write_graph
+
+    model = load(args.model)
+    print(summarize(model, args.model).to_text())
+    if args.graph:
+        write_graph(model.graph, args.graph)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    from onnxopt import __version__
+
+    parser = argparse.ArgumentParser(prog="onnxopt", description="Optimize, quantize and benchmark ONNX models.")
+    parser.add_argument("--version", action="version", version=f"onnxopt {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_optimize, _add_passes, _add_inspect):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit 0 on success, 2 on a user error, 130 on Ctrl-C, 1 on an internal error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="onnxopt: %(message)s")
+    try:
+        return args.run(args)
+    except OnnxoptError as exc:
+        if args.debug:
+            raise
+        print(f"onnxopt: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("onnxopt: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal failure: one line, the traceback only with --debug
+        if args.debug:
+            raise
+        print(f"onnxopt: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
