@@ -17,6 +17,7 @@ def _lint_graph(graph: Graph, outer: set, names: dict[str, object]) -> None:
     defined = set(outer)
     for value in [*graph.inputs, *graph.initializers.values()]:
         _claim(names, value.name, value, f"graph {graph.name!r}")
+        _check_uses(value, f"graph {graph.name!r}")
         defined.add(value)
     for node in graph:
         if node.graph is not graph:
@@ -39,12 +40,16 @@ def _lint_graph(graph: Graph, outer: set, names: dict[str, object]) -> None:
             _claim(names, value.name, value, str(node))
             defined.add(value)
         for value in node.outputs:
-            for user, i in value.iter_uses():
-                if user._erased or user.inputs[i] is not value:
-                    raise IRError(f"{value.name!r} of {node} lists a stale use by {user} input {i}")
+            _check_uses(value, str(node))
     for value in graph.outputs:
         if value not in defined:
             raise IRError(f"graph {graph.name!r} output {value.name!r} is not defined")
+
+
+def _check_uses(value, where: str) -> None:
+    for user, i in value.iter_uses():
+        if user._erased or i >= len(user.inputs) or user.inputs[i] is not value:
+            raise IRError(f"{value.name!r} of {where} lists a stale use by {user} input {i}")
 
 
 def _claim(names: dict[str, object], name: str, value: object, where: str) -> None:

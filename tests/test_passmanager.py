@@ -1,0 +1,155 @@
+"""Pass manager: registry, pipeline parsing, fixed point, statistics, rollback on failure, instruments."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import onnxopt.passes  # noqa: F401  (registers the real passes and the onnxoptimizer bridge)
+from onnxopt.errors import PassError, UnknownPassError
+from onnxopt.ir import Node, lint
+from onnxopt.passmanager import (
+    GROUPS, LintAfterEachPass, Pass, PassManager, PassResult, expand_pipeline, group_members, register_pass,
+)
+from onnxopt.testing import model_from_text, op_histogram
+
+CHAIN = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[4] x) => (float[4] y) {
+    a = Neg(x)
+    b = Neg(a)
+    c = Neg(b)
+    y = Neg(c)
+}
+"""
+
+
+@register_pass
+class _CancelNegPairs(Pass):
+    """Neg(Neg(x)) → x (test pass)."""
+
+    name = "test_cancel_neg_pairs"
+
+    def call(self, model):
+        modified = False
+        for node in model.graph:
+            inner = node.inputs[0].producer() if node.op_type == "Neg" else None
+            if inner is not None and inner.op_type == "Neg" and len(inner.outputs[0].uses()) == 1:
+                model.graph.replace_node_with(node, inner.inputs[0])
+                model.graph.remove(inner)
+                modified = True
+                break  # one rewrite per run: exercises the fixed-point loop
+        return PassResult(model, modified)
+
+
+@register_pass
+class _Exploding(Pass):
+    """Corrupts the graph, then raises (test pass)."""
+
+    name = "test_exploding"
+
+    def call(self, model):
+        for node in model.graph:
+            model.graph.append(Node("Relu", [node.outputs[0]]))
+            raise RuntimeError("boom")
+        return PassResult(model, False)
+
+
+def test_pipeline_runs_to_fixed_point_and_records_stats():
+    model = model_from_text(CHAIN)
+    result = PassManager(["test_cancel_neg_pairs"]).run(model)
+    # y = x: a graph output cannot be renamed onto the graph input, so one Identity carries it
+    assert op_histogram(result.model) == {"Identity": 1}
+    assert result.model.graph.outputs[0].name == "y"
+    assert result.converged
+    stats = result.stats["test_cancel_neg_pairs"]
+    assert stats.changed == 2 and stats.runs == 3
+    assert stats.nodes_removed == 4 and stats.nodes_added == 1
+    assert [r.modified for r in result.history if r.name == "test_cancel_neg_pairs"] == [True, True, False]
+    lint(result.model)
+
+
+def test_iteration_cap_warns(caplog):
+    model = model_from_text(CHAIN)
+    result = PassManager(["test_cancel_neg_pairs"], max_iterations=1).run(model)
+    assert not result.converged
+    assert "fixed point" in caplog.text
+    assert op_histogram(result.model) == {"Neg": 2}
+
+
+def test_failing_pass_restores_model_and_names_pass_and_node():
+    model = model_from_text(CHAIN)
+    before = op_histogram(model)
+    with pytest.raises(PassError, match=r"test_exploding failed on node .* after \[test_cancel_neg_pairs") as err:
+        PassManager(["test_cancel_neg_pairs", "test_exploding"]).run(model)
+    assert err.value.pass_name == "test_exploding"
+    # rolled back to the state before the failing pass: the first pass's work stays, the corruption does not
+    assert op_histogram(model) == {"Neg": 2} != before
+    lint(model)
+
+
+def test_unknown_pass_lists_valid_names():
+    with pytest.raises(UnknownPassError, match="valid names: fold, cleanup, fuse, dce"):
+        expand_pipeline("fuse,nonsense")
+
+
+def test_string_and_list_pipelines_are_the_same():
+    assert expand_pipeline("test_cancel_neg_pairs, onnxoptimizer:eliminate_identity") == expand_pipeline(
+        ["test_cancel_neg_pairs", "onnxoptimizer:eliminate_identity"]
+    )
+
+
+def test_groups_expand_to_members():
+    for group in GROUPS:
+        assert expand_pipeline(group) == group_members(group)
+
+
+def test_lint_instrument_catches_broken_pass():
+    @register_pass
+    class _Dangling(Pass):
+        """Leaves a dangling use (test pass)."""
+
+        name = "test_dangling"
+
+        def call(self, model):
+            node = model.graph.nodes[0]
+            node._inputs = (None,)  # bypasses use bookkeeping on purpose
+            return PassResult(model, True)
+
+    with pytest.raises(PassError, match="test_dangling"):
+        PassManager(["test_dangling"], instruments=[LintAfterEachPass()]).run(model_from_text(CHAIN))
+
+
+def test_onnxoptimizer_bridge_runs_inside_pipeline():
+    model = model_from_text(
+        """<ir_version: 8, opset_import: ["" : 17]> g (float[4] x) => (float[4] y) { t = Identity(x)  y = Relu(t) }"""
+    )
+    result = PassManager(["onnxoptimizer:eliminate_identity"]).run(model)
+    assert op_histogram(result.model) == {"Relu": 1}
+    assert result.model.graph.outputs[0].name == "y"
+
+
+def test_unknown_onnxoptimizer_pass():
+    with pytest.raises(UnknownPassError, match="onnxoptimizer has no pass"):
+        PassManager(["onnxoptimizer:no_such_pass"])
+
+
+def test_initializer_byte_stats():
+    @register_pass
+    class _DropWeight(Pass):
+        """Removes the unused initializer (test pass)."""
+
+        name = "test_drop_weight"
+
+        def call(self, model):
+            for value in list(model.graph.initializers.values()):
+                if not value.has_uses():
+                    model.graph.remove_initializer(value)
+                    return PassResult(model, True)
+            return PassResult(model, False)
+
+    model = model_from_text(
+        """<ir_version: 8, opset_import: ["" : 17]> g (float[4] x) => (float[4] y) { y = Relu(x) }""",
+        {"w": np.zeros(256, np.float32)},
+    )
+    stats = PassManager(["test_drop_weight"]).run(model).stats["test_drop_weight"]
+    assert (stats.initializer_bytes_before, stats.initializer_bytes_after) == (1024, 0)
