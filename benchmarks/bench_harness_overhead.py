@@ -25,7 +25,7 @@ def scalar_add_model() -> onnx.ModelProto:
     """c = a + b on float scalars."""
     vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, []) for n in "abc"]
     graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["c"])], "scalar_add", vi[:2], vi[2:])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)])
 
 
 def bare_median_ns(session: ort.InferenceSession, feeds: dict[str, np.ndarray], runs: int, warmup: int) -> float:

@@ -9,7 +9,8 @@ JSON keys (``schema_version`` 1; keys are only ever added, never renamed or remo
     environment      onnxruntime, onnxruntime_providers (list), onnxruntime_device, onnx, numpy, onnxopt,
                      python, platform, cpu, cpu_count, executable, timestamp (UTC, ISO 8601)
     settings         providers, threads (0: onnxruntime's default), runs, warmup, duration (s or null),
-                     io_binding, provider_options, min_sqnr_db, data (path, "iterable" or null),
+                     io_binding, spinning (intra-op thread spin-wait), provider_options, min_sqnr_db,
+                     data (path, "iterable" or null),
                      inputs ({name: {shape, dtype}} actually fed)
     models[]         name, path (null for in-memory models), file_size_bytes, node_count
     results[]        one per model × provider × threads:
@@ -45,7 +46,10 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 HEADERS = ("model", "provider", "threads", "median ms", "p90 ms", "p99 ms", "mean ms", "std ms", "inf/s",
-           "vs base", "spread", "session s", "peak MB", "outputs")
+           "vs base", "spread", "session s", "mem MB", "outputs")
+LEGEND = ("vs base: median latency / the baseline's (below 1 is faster); spread: min–max of the same-round ratios; "
+          "mem MB: peak RSS growth (CPU providers) or device-memory growth (GPU providers) over session creation "
+          "and first run; inf/s: runs per second.")
 
 
 def _finite(v: float) -> Optional[float]:
@@ -165,7 +169,7 @@ def to_markdown(result: BenchResult) -> str:
     """A Markdown table, the notes, the environment and the command line."""
     parts = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join("---" for _ in HEADERS) + "|"]
     parts += ["| " + " | ".join(_md_escape(c) for c in r) + " |" for r in rows(result)]
-    parts += [""] + [f"- {_md_escape(n)}" for n in notes(result)]
+    parts += ["", _md_escape(LEGEND), ""] + [f"- {_md_escape(n)}" for n in notes(result)]
     parts += ["", "**Environment**", ""]
     parts += [f"- {k}: {_md_escape(_plain(v))}" for k, v in result.environment.items()]
     parts += ["", "**Command**", "", "```", result.command, "```", ""]
@@ -199,7 +203,7 @@ def to_html(result: BenchResult) -> str:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>onnxopt benchmark: {e(result.baseline.name)}</title><style>{_CSS}</style></head><body>",
         "<h1>onnxopt benchmark</h1>", f"<table><tr>{head}</tr>{body}</table>",
-        "<ul>" + "".join(f"<li>{e(n)}</li>" for n in notes(result)) + "</ul>",
+        f"<p>{e(LEGEND)}</p>", "<ul>" + "".join(f"<li>{e(n)}</li>" for n in notes(result)) + "</ul>",
         "<h2>Latency distribution</h2>", box_plot_svg(series),
         "<h2>Environment</h2>", f"<table>{env}</table>",
         f"<h2>Command</h2><p><code>{e(result.command)}</code></p>", "</body></html>", "",

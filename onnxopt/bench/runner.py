@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import onnx
+import onnx.parser
 import onnxruntime as ort
 
 from onnxopt.bench import providers as prov
@@ -35,6 +36,18 @@ class _Model:
     info: ModelInfo
     proto: onnx.ModelProto  # graph only: external data is left on disk
     source: Union[str, bytes]  # what InferenceSession loads
+
+
+@dataclass(frozen=True)
+class _Plan:
+    runs: int
+    warmup: int
+    duration: Optional[float]
+    io_binding: bool
+    spinning: bool
+    progress: Optional[bool]
+    min_sqnr_db: float
+    options: dict[str, dict[str, str]]
 
 
 @dataclass
@@ -93,16 +106,20 @@ def benchmark(
     provider_options: prov.ProviderOptions = None,
     progress: Optional[bool] = None,
     min_sqnr_db: float = 20.0,
+    spinning: bool = False,
 ) -> BenchResult:
     """Time ``models`` (paths or ModelProtos; the first is the baseline) interleaved on the same inputs.
 
     ``duration`` (seconds per provider × threads) replaces ``runs`` by a round count estimated from the
-    warm-up; ``progress=None`` draws bars only on a TTY. Raises DataError and ProviderError.
+    warm-up; ``progress=None`` draws bars only on a TTY. ``spinning`` lets onnxruntime's intra-op threads
+    spin-wait; it is off because the idle pools of interleaved sessions would steal cores from the one
+    running. Raises DataError and ProviderError.
     """
     if runs < 1 or warmup < 0 or (duration is not None and duration <= 0) or any(t < 0 for t in threads):
         raise DataError("runs must be ≥ 1, warmup ≥ 0, duration > 0 and threads ≥ 0 (0: onnxruntime's default)")
     shorts = prov.check_available(providers)
-    options = prov.parse_provider_options(provider_options)
+    plan = _Plan(runs, max(warmup, 1 if duration else 0), duration, io_binding, spinning, progress, min_sqnr_db,
+                 prov.parse_provider_options(provider_options))
     loaded = _load_all(models)
     if not loaded:
         raise DataError("no models to benchmark")
@@ -112,14 +129,13 @@ def benchmark(
         check_feeds(input_specs(model.proto), feeds, model.info.name)
     measurements: list[Measurement] = []
     for provider in shorts:
+        _prime(provider, plan)
         for n_threads in threads:
-            measurements += _run_config(
-                loaded, feeds, provider, n_threads, options, runs, max(warmup, 1 if duration else 0),
-                duration, io_binding, progress, min_sqnr_db,
-            )
+            measurements += _run_config(loaded, feeds, provider, n_threads, plan)
     settings = {
         "providers": shorts, "threads": list(threads), "runs": runs, "warmup": warmup, "duration": duration,
-        "io_binding": io_binding, "provider_options": options, "min_sqnr_db": min_sqnr_db,
+        "io_binding": io_binding, "spinning": spinning, "provider_options": plan.options,
+        "min_sqnr_db": min_sqnr_db,
         "data": None if data is None else (os.fspath(data) if isinstance(data, (str, os.PathLike)) else "iterable"),
         "inputs": {name: {"shape": list(v.shape), "dtype": str(v.dtype)} for name, v in feeds.items()},
     }
@@ -167,26 +183,53 @@ def _count_nodes(graph: onnx.GraphProto) -> int:
     return count
 
 
-def _run_config(
-    models: list[_Model], feeds: Feeds, provider: str, n_threads: int, options: dict[str, dict[str, str]],
-    runs: int, warmup: int, duration: Optional[float], io_binding: bool, progress: Optional[bool],
-    min_sqnr_db: float,
-) -> list[Measurement]:
+def _prime(provider: str, plan: _Plan) -> None:
+    """Run a throwaway session first, so that one-time costs (CUDA context, library loading) of the
+    provider are not charged to the baseline's session time and memory."""
+    session = ort.InferenceSession(_PRIMER.SerializeToString(), _session_options(1, plan),
+                                   providers=prov.session_providers(provider, plan.options))
+    session.run(None, {"x": np.zeros((1, 1, 4, 4), np.float32)})
+
+
+_PRIMER = onnx.parser.parse_model("""
+<ir_version: 8, opset_import: ["" : 17]>
+primer (float[1, 1, 4, 4] x) => (float[1, 4] y) {
+    w = Constant<value = float[1, 1, 1, 1] {1.0}>()
+    m = Constant<value = float[4, 4] {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1}>()
+    shape = Constant<value = int64[2] {4, 4}>()
+    axes = Constant<value = int64[1] {0}>()
+    c = Conv(x, w)
+    r = Reshape(c, shape)
+    s = MatMul(r, m)
+    y = ReduceSum<keepdims = 1>(s, axes)
+}
+""")
+
+
+def _session_options(n_threads: int, plan: _Plan) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = n_threads
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if plan.spinning else "0")
+    return so
+
+
+def _run_config(models: list[_Model], feeds: Feeds, provider: str, n_threads: int, plan: _Plan) -> list[Measurement]:
     label = f"{provider} ×{n_threads or 'default'} threads"
-    bar = ProgressBar(f"{label}: sessions", len(models), enabled=progress)
+    bar = ProgressBar(f"{label}: sessions", len(models), enabled=plan.progress)
     sessions: list[_Session] = []
     with tempfile.TemporaryDirectory(prefix="onnxopt-bench-") as tmp:
         for i, model in enumerate(models):
-            sessions.append(_open(model, provider, n_threads, options, io_binding, feeds, os.path.join(tmp, str(i))))
+            sessions.append(_open(model, provider, n_threads, plan, feeds, os.path.join(tmp, str(i))))
             bar.update(i + 1)
     bar.close()
     calls = [s.call for s in sessions]
-    warm = time_interleaved(calls, warmup)
-    rounds = runs
-    if duration is not None:
+    warm = time_interleaved(calls, plan.warmup)
+    rounds = plan.runs
+    if plan.duration is not None:
         per_round_ns = max(sum(float(np.median(t)) for t in warm), 1.0)
-        rounds = max(1, math.ceil(duration * 1e9 / per_round_ns))
-    bar = ProgressBar(f"{label}: {len(models)} model(s)", rounds, enabled=progress)
+        rounds = max(1, math.ceil(plan.duration * 1e9 / per_round_ns))
+    bar = ProgressBar(f"{label}: {len(models)} model(s)", rounds, enabled=plan.progress)
     times = time_interleaved(calls, rounds, bar.update, every=max(1, rounds // 100))
     bar.close()
     base = sessions[0]
@@ -197,28 +240,23 @@ def _run_config(
             session_seconds=sess.seconds, peak_rss_bytes=sess.rss, device_memory_bytes=sess.device_memory,
             kernels=sess.kernels,
             ratio=ratio_to_baseline(row, times[0]) if i else None,
-            outputs=compare_outputs(base.outputs, sess.outputs, min_sqnr_db) if i else None,
+            outputs=compare_outputs(base.outputs, sess.outputs, plan.min_sqnr_db) if i else None,
         ))
     return result
 
 
-def _open(
-    model: _Model, provider: str, n_threads: int, options: dict[str, dict[str, str]], io_binding: bool,
-    feeds: Feeds, profile_prefix: str,
-) -> _Session:
+def _open(model: _Model, provider: str, n_threads: int, plan: _Plan, feeds: Feeds, profile_prefix: str) -> _Session:
     """Create the session, run it once with profiling (reference outputs and kernel placement), bind IO."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = n_threads
-    so.log_severity_level = 3
+    so = _session_options(n_threads, plan)
     so.enable_profiling = True
     so.profile_file_prefix = profile_prefix
-    device = prov.device_id(provider, options)
+    device = prov.device_id(provider, plan.options)
     gpu = provider in prov.DEVICE_TYPES
     memory = PeakRss()
     memory.start()
     device_before = prov.device_memory_used(device) if gpu else None
     start = time.perf_counter()
-    session = ort.InferenceSession(model.source, so, providers=prov.session_providers(provider, options))
+    session = ort.InferenceSession(model.source, so, providers=prov.session_providers(provider, plan.options))
     seconds = time.perf_counter() - start
     if prov.ORT_NAMES[provider] not in session.get_providers():
         raise ProviderError(
@@ -231,7 +269,7 @@ def _open(
     device_after = prov.device_memory_used(device) if gpu else None
     device_memory = None if device_before is None or device_after is None else max(0, device_after - device_before)
     bound: list[ort.OrtValue] = []
-    if io_binding and gpu:
+    if plan.io_binding and gpu:
         kind = prov.DEVICE_TYPES[provider]
         binding = session.io_binding()
         for name, value in feeds.items():

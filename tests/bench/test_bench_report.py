@@ -19,7 +19,7 @@ SCHEMA = {
                     "numpy": str, "onnxopt": str, "python": str, "platform": str, "cpu": str, "cpu_count": int,
                     "executable": str, "timestamp": str},
     "settings": {"providers": list, "threads": list, "runs": int, "warmup": int, "duration": OPT_NUM,
-                 "io_binding": bool, "provider_options": dict, "min_sqnr_db": NUM, "data": (str, type(None)),
+                 "io_binding": bool, "spinning": bool, "provider_options": dict, "min_sqnr_db": NUM, "data": (str, type(None)),
                  "inputs": dict},
     "models": [{"name": str, "path": (str, type(None)), "file_size_bytes": int, "node_count": int}],
     "results": [{

@@ -56,8 +56,9 @@ def test_benchmark_three_models_interleaved(tmp_path) -> None:
 
 def test_benchmark_model_protos_by_name_and_duration() -> None:
     result = benchmark({"a": relu_like("Relu"), "b": relu_like("Relu")}, shapes={"x": (2, 16)},
-                       duration=0.05, warmup=0, progress=False)
+                       duration=0.05, warmup=0, threads=(2,), spinning=True, progress=False)
     assert [m.name for m in result.models] == ["a", "b"]
+    assert result.settings["spinning"] is True
     counts = {m.stats.count for m in result.measurements}
     assert len(counts) == 1 and counts.pop() >= 1, "both models get the same number of rounds"
 
