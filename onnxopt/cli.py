@@ -35,6 +35,11 @@ def _add_optimize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--explain", action="append", default=[], metavar="RULE",
                    help="list where RULE's root op occurs and why it did not fire (repeatable)")
     p.add_argument("--stats", action="store_true", help="print per-pass statistics")
+    p.add_argument("--verify", action="store_true",
+                   help="compare outputs with the original in ONNX Runtime; on a mismatch name the pass that caused it")
+    p.add_argument("--verify-samples", type=int, default=3, metavar="N", help="input samples for --verify (default 3)")
+    p.add_argument("--data", metavar="DIR", help="real inputs for --verify (a calibration directory)")
+    p.add_argument("--safe", action="store_true", help="with --verify: drop the culprit pass and write that result")
     p.add_argument("--external-data", action="store_true", default=None, help="store weights in a .data file beside the output")
     p.set_defaults(run=_run_optimize)
 
@@ -46,6 +51,7 @@ def _run_optimize(args: argparse.Namespace) -> int:
     result = optimize(
         args.model, args.passes, target=args.target, target_opset=args.target_opset,
         fold_max_bytes=args.fold_max_bytes, input_shapes=dict(args.input_shape), explain=args.explain,
+        verify=args.verify or args.safe, verify_samples=args.verify_samples, data=args.data, safe=args.safe,
     )
     save(result.model, args.output, external_data=args.external_data)
     for line in result.explanations:
@@ -54,6 +60,10 @@ def _run_optimize(args: argparse.Namespace) -> int:
         print(format_pass_stats(result))
     if not args.quiet:
         print(format_size_change(args.model, args.output, result))
+        if result.verification is not None:
+            print(result.verification.summary())
+        for name in result.excluded_passes:
+            print(f"--safe: left out {name}, which changed the outputs")
     return 0
 
 

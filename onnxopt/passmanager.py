@@ -26,6 +26,8 @@ class PassContext:
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     explain: frozenset[str] = frozenset()
     explanations: list[str] = field(default_factory=list)
+    verification: object = None  # a verify.VerifyReport when verification ran
+    excluded_passes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -196,6 +198,8 @@ class PipelineResult:
     iterations: int
     converged: bool
     explanations: list[str] = field(default_factory=list)
+    verification: object = None  # a verify.VerifyReport when verification ran
+    excluded_passes: list[str] = field(default_factory=list)
 
 
 class PassManager:

@@ -1,14 +1,17 @@
 """optimize(): load if needed, convert the opset if asked, run the pass pipeline, label the result."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Mapping, Sequence
 
 import onnx
 
-from onnxopt.errors import OnnxoptError
+from onnxopt.errors import OnnxoptError, VerificationError
 from onnxopt.ir import Model, from_proto, load, to_proto
 from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult
+
+logger = logging.getLogger(__name__)
 
 PORTABILITY_KEY = "onnxopt.portability"
 PIPELINE_KEY = "onnxopt.pipeline"
@@ -27,8 +30,16 @@ def optimize(
     explain: Sequence[str] = (),
     max_iterations: int = 8,
     inplace: bool = False,
+    verify: bool = False,
+    verify_samples: int = 3,
+    data: str | os.PathLike | None = None,
+    safe: bool = False,
 ) -> PipelineResult:
-    """Optimize a model (path or Model; a Model is copied unless inplace) and return it with per-pass stats."""
+    """Optimize a model (path or Model; a Model is copied unless inplace) and return it with per-pass stats.
+
+    verify=True compares outputs with the original in ORT and, on a mismatch, names the first bad pass
+    application (VerificationError); with safe=True the pipeline reruns without that pass instead.
+    """
     import onnxopt.passes  # noqa: F401  (registers the passes)
     from onnxopt import __version__
 
@@ -46,7 +57,11 @@ def optimize(
         input_shapes={k: tuple(v) for k, v in (input_shapes or {}).items()},
         explain=frozenset(explain),
     )
-    result = PassManager(passes, context, max_iterations=max_iterations).run(model)
+    original = model.clone() if verify else None
+    manager = PassManager(passes, context, max_iterations=max_iterations)
+    result = manager.run(model)
+    if original is not None:
+        result = _verified(original, result, manager, context, verify_samples, data, safe)
     result.explanations = context.explanations
     pipeline = passes if isinstance(passes, str) else ",".join(passes)
     model = result.model
@@ -54,6 +69,34 @@ def optimize(
     model.metadata_props[PIPELINE_KEY] = f"{pipeline};target={target}"
     model.metadata_props[PORTABILITY_KEY] = portability(model)
     return result
+
+
+def _verified(
+    original: Model, result: PipelineResult, manager: PassManager, context: PassContext, samples: int,
+    data: str | os.PathLike | None, safe: bool,
+) -> PipelineResult:
+    from onnxopt.verify import bisect, sample_feeds, verify
+
+    feeds = sample_feeds(original, samples, data)
+    report = verify(original, result.model, feeds)
+    if report.ok:
+        result.verification = report
+        return result
+    index, nodes = bisect(original, result.history, context, feeds)
+    report.culprit, report.culprit_index, report.culprit_nodes = result.history[index], index, nodes
+    if not safe:
+        raise VerificationError(f"the optimized model's outputs differ from the original's\n{report.summary()}")
+    culprit = report.culprit.name
+    names = [name for name in manager.names if name != culprit]
+    retry = PassManager(names, context, max_iterations=manager.max_iterations).run(original.clone())
+    second = verify(original, retry.model, feeds)
+    if not second.ok:
+        raise VerificationError(f"outputs still differ without {culprit}\n{second.summary()}")
+    retry.verification = second
+    retry.excluded_passes = [culprit]
+    logger.warning("--safe: %s changed the outputs (%s); wrote the result of the pipeline without it",
+                   culprit, ", ".join(nodes[:5]) or "no node removed")
+    return retry
 
 
 def portability(model: Model) -> str:
