@@ -98,6 +98,20 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="optimize, verify and benchmark the model-zoo ResNet-50 (offline)")
+    p.add_argument("--out-dir", default="onnxopt-demo", help="where to write the models (default ./onnxopt-demo)")
+    p.add_argument("--runs", type=int, default=30, help="timed runs per model (default 30)")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from onnxopt.demo import run_demo
+
+    print(run_demo(args.out_dir, runs=args.runs, progress=False if args.quiet else None).to_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from onnxopt import __version__
@@ -107,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_optimize, _add_passes, _add_inspect):
+    for add in (_add_optimize, _add_passes, _add_inspect, _add_demo):
         add(sub)
     return parser
 
