@@ -1,0 +1,149 @@
+"""RuleSet applies rules, dispatched by root op type, over every graph; RewritePass and rule_pass make them passes."""
+from __future__ import annotations
+
+from typing import ClassVar, Iterable, Sequence
+
+from onnxopt.ir import Model, Node, Value, infer_shapes
+from onnxopt.passmanager import Pass, PassContext, PassResult, register_pass
+from onnxopt.rewrite.matcher import Matcher, isolation_failure
+from onnxopt.rewrite.pattern import Pattern
+from onnxopt.rewrite.rule import Failure, Match, RewriteBuilder, Rule
+
+# Failure levels: a later stage's reason says more than an earlier stage's (commuted alternatives may differ).
+_STRUCTURE, _ISOLATION, _CHECK = 0, 1, 2
+
+
+class RuleSet:
+    """Rules applied in one walk over each graph (subgraphs included); the first rule that fires at a node wins."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = tuple(rules)
+        names = [rule.name for rule in self.rules]
+        if len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"rule names must be set and distinct: {names}")
+
+    def apply(self, model: Model, context: PassContext | None = None) -> dict[str, int]:
+        """Rewrite `model` in place; return how often each rule fired. Explained rules log why they did not."""
+        context = context or PassContext()
+        opset, target, explain = model.opset, context.target, context.explain
+        dispatch: dict[str, list[tuple[Rule, Pattern, str]]] = {}
+        for rule in self.rules:
+            blocked = rule.inapplicable(opset, target)
+            if blocked and rule.name not in explain:
+                continue
+            pattern = rule.compiled()
+            for op_type in pattern.root.op_types:
+                dispatch.setdefault(op_type, []).append((rule, pattern, blocked))
+        counts: dict[str, int] = {}
+        if not dispatch:
+            return counts
+        graphs = model.graph.all_graphs()
+        if any(r.needs_shapes and not b for entries in dispatch.values() for r, _, b in entries) and any(
+            node.op_type in dispatch for graph in graphs for node in graph
+        ):
+            infer_shapes(model)
+        for graph in graphs:
+            if graph.parent is not None and graph.parent.graph is None:
+                continue  # its node was rewritten away
+            for node in graph:
+                entries = dispatch.get(node.op_type)
+                if entries is None:
+                    continue
+                for rule, pattern, blocked in entries:
+                    reason = blocked or _apply_at(rule, pattern, node, model, target)
+                    if not reason:
+                        counts[rule.name] = counts.get(rule.name, 0) + 1
+                        break
+                    if rule.name in explain:
+                        where = node.name or (node.outputs[0].name if node.outputs else "?")
+                        context.explanations.append(f"{rule.name} at node {where} ({node.op_type}): {reason}")
+        return counts
+
+
+def _apply_at(rule: Rule, pattern: Pattern, root: Node, model: Model, target: str) -> str:
+    """Match, check and rewrite at `root`; '' when the rule fired, else the most informative reason it did not."""
+    matcher = Matcher(pattern, root)
+    level, reason = -1, ""
+    for binding in matcher.bindings():
+        failure, stage = isolation_failure(pattern, binding), _ISOLATION
+        if not failure:
+            m = Match(root, model.opset, target, binding.values, binding.nodes)
+            verdict = rule.check(m)
+            if isinstance(verdict, Failure):
+                failure = verdict.reason or "check declined"
+            elif verdict is None:
+                failure = "check returned None (return True to accept)"
+            elif not verdict:
+                failure = "check declined"
+            else:
+                _replace(rule, pattern, m, model)
+                return ""
+            stage = _CHECK
+        if stage > level:
+            level, reason = stage, failure
+    return reason or matcher.reason
+
+
+def _replace(rule: Rule, pattern: Pattern, m: Match, model: Model) -> None:
+    """Build the replacement before the root, re-wire the root's readers, drop dead matched nodes and weights."""
+    root, graph = m.root, m.graph
+    op = RewriteBuilder(graph)
+    with graph.inserting_before(root):
+        result = rule.rewrite(op, m)
+    outputs: Sequence[Value] = (result,) if isinstance(result, Value) else tuple(result)
+    if len(outputs) != pattern.num_outputs:
+        raise TypeError(f"rule {rule.name} returned {len(outputs)} values for {pattern.num_outputs} root outputs")
+    created = set(op.created)
+    for node in op.created:
+        if node.domain not in ("", "ai.onnx") and node.domain not in model.opset_imports:
+            model.opset_imports[node.domain] = rule.domain_opsets.get(node.domain, 1)
+    for old, new in zip(root.outputs, outputs):
+        if new.type is None:
+            new.type = old.type
+        keep_name = new.producer() in created and not old.is_graph_output()
+        name = old.name
+        old.replace_all_uses_with(new)  # a graph output keeps its name: the graph renames `new` to it
+        if keep_name:
+            old.name = graph.unique_name(name)
+            new.name = name
+    read: dict[Value, None] = {}
+    pending = m.nodes
+    removed = True
+    while removed:
+        removed = False
+        for node in list(pending):
+            if any(out.has_uses() or out.is_graph_output() for out in node.outputs):
+                continue  # the rewrite kept using it
+            read.update((v, None) for v in node.inputs if v is not None)
+            graph.remove(node)
+            pending.remove(node)
+            removed = True
+    for value in read:
+        if value.is_initializer() and not value.has_uses() and not value.is_graph_output() \
+                and not value.is_graph_input():
+            value.graph.remove_initializer(value)
+
+
+class RewritePass(Pass):
+    """Apply the class's rules over every graph, subgraphs included (If/Loop bodies are rewritten too)."""
+
+    rules: ClassVar[tuple[type[Rule], ...]] = ()
+
+    def call(self, model: Model) -> PassResult:
+        """Run the rules once over the model; counters say how often each fired."""
+        counts = RuleSet(rule() for rule in self.rules).apply(model, self.context)
+        return PassResult(model, bool(counts), counts)
+
+
+def rule_pass(
+    rules: type[Rule] | Sequence[type[Rule]], name: str = "", groups: Sequence[str] = ("fuse",)
+) -> type[RewritePass]:
+    """Register a pass that applies `rules` (one Rule class, named after it, or several under `name`)."""
+    rules = (rules,) if isinstance(rules, type) else tuple(rules)
+    name = name or rules[0].name
+    doc = rules[0].__doc__ if len(rules) == 1 else f"Apply the rules {', '.join(r.name for r in rules)}."
+    class_name = "".join(part.title() for part in name.split("_")) + "Pass"
+    cls = type(class_name, (RewritePass,), {
+        "name": name, "groups": tuple(groups), "rules": rules, "__doc__": doc, "__module__": rules[0].__module__,
+    })
+    return register_pass(cls)
