@@ -1,6 +1,7 @@
 """Report files parse: JSON against its documented schema, Markdown table shape, self-contained HTML."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -117,3 +118,12 @@ def test_save_errors(result: BenchResult, tmp_path) -> None:
         result.save(tmp_path / "report.pdf")
     with pytest.raises(OutputPathError, match="does not exist"):
         result.save(tmp_path / "missing" / "report.json")
+
+
+def test_cpu_fallback_is_reported(result: BenchResult) -> None:
+    m = result.measurements[0]
+    fell_back = dataclasses.replace(m, provider="cuda", kernels={"cpu": 2, "cuda": 40})
+    assert fell_back.fell_back and not m.fell_back
+    partial = dataclasses.replace(result, measurements=[fell_back])
+    assert "fallback: fp32 on cuda ×1 ran kernels 2 on cpu, 40 on cuda" in partial.to_table()
+    assert json.loads(partial.to_json())["results"][0]["cpu_fallback"] is True
