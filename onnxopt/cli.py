@@ -98,6 +98,61 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_value(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=N (e.g. batch=8), got {text!r}") from None
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time models interleaved on ONNX Runtime providers; the first is the baseline")
+    p.add_argument("models", nargs="+", metavar="MODEL")
+    p.add_argument("--providers", default="cpu", help="comma-separated: cpu, cuda, tensorrt, openvino, dml, coreml, rocm")
+    p.add_argument("--threads", type=_int_list, default=[1], help="intra-op thread counts, e.g. 1,2 (0: ORT default)")
+    p.add_argument("--shape", type=_shape_arg, action="append", default=[], metavar="NAME=D1,D2,..")
+    p.add_argument("--dim", type=_key_value, action="append", default=[], metavar="NAME=N",
+                   help="value of a symbolic dim, e.g. batch=8 (repeatable)")
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--duration", type=float, help="seconds per provider and thread count instead of --runs")
+    p.add_argument("--data", metavar="DIR", help="real inputs (a calibration directory) instead of random ones")
+    p.add_argument("--provider-option", action="append", default=[], metavar="PROVIDER:KEY=VALUE")
+    p.add_argument("--no-io-binding", action="store_true", help="copy inputs/outputs through the host on GPUs")
+    p.add_argument("--spin", action="store_true", help="let ORT's intra-op threads spin-wait")
+    p.add_argument("--min-sqnr", type=float, default=20.0, metavar="DB", help="flag outputs below this SQNR vs the baseline")
+    p.add_argument("--report", action="append", default=[], metavar="FILE", help="write .json, .md, .html or .txt (repeatable)")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from onnxopt.bench import benchmark
+
+    result = benchmark(
+        args.models, providers=args.providers.split(","), threads=args.threads, shapes=dict(args.shape),
+        dims=dict(args.dim), runs=args.runs, warmup=args.warmup, duration=args.duration, data=args.data,
+        io_binding=not args.no_io_binding, provider_options=args.provider_option,
+        progress=False if args.quiet else None, min_sqnr_db=args.min_sqnr, spinning=args.spin,
+    )
+    print(result.to_table())
+    for path in args.report:
+        result.save(path)
+    if result.mismatches:
+        print(f"onnxopt: {len(result.mismatches)} measurement(s) differ from the baseline's outputs", file=sys.stderr)
+        return 3
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="optimize, verify and benchmark the model-zoo ResNet-50 (offline)")
     p.add_argument("--out-dir", default="onnxopt-demo", help="where to write the models (default ./onnxopt-demo)")
@@ -121,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_optimize, _add_passes, _add_inspect, _add_demo):
+    for add in (_add_optimize, _add_passes, _add_inspect, _add_bench, _add_demo):
         add(sub)
     return parser
 

@@ -109,3 +109,16 @@ def test_optimize_records_provenance(tiny_path, tmp_path, capsys):
     assert props["onnxopt.pipeline"].startswith("onnxoptimizer")
     assert main(["inspect", str(out)]) == 0
     assert "portability standard" in capsys.readouterr().out
+
+
+def test_bench_writes_reports_and_flags_unavailable_provider(tiny_path, tmp_path, capsys):
+    report = tmp_path / "r.json"
+    assert main(["bench", tiny_path, tiny_path, "--runs", "5", "--warmup", "1", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "median ms" in out and "baseline" in out
+    import json
+
+    assert len(json.loads(report.read_text())["measurements"]) == 2
+    assert main(["bench", tiny_path, "--providers", "tensorrt"]) == 2
+    err = capsys.readouterr().err
+    assert "not available" in err and err.count("\n") == 1
