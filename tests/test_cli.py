@@ -118,7 +118,7 @@ def test_bench_writes_reports_and_flags_unavailable_provider(tiny_path, tmp_path
     assert "median ms" in out and "baseline" in out
     import json
 
-    assert len(json.loads(report.read_text())["measurements"]) == 2
+    assert len(json.loads(report.read_text())["results"]) == 2
     assert main(["bench", tiny_path, "--providers", "tensorrt"]) == 2
     err = capsys.readouterr().err
     assert "not available" in err and err.count("\n") == 1
