@@ -68,6 +68,10 @@ class Match:
 class RewriteBuilder(Builder):
     """The `op` a rewrite receives: nodes go at the root's position; `op.const` always makes a new initializer."""
 
+    def node(self, op_type: str, *inputs: Value | None, **options: Any) -> Any:
+        """`op.node("MaxPool", x, ...)` is `op.MaxPool(x, ...)`, for an op type held in a variable."""
+        return getattr(self, op_type)(*inputs, **options)
+
     def const(self, array: np.ndarray | float | int, name: str = "const") -> Value:
         """A new initializer with a name unique in the model (an existing tensor is never overwritten)."""
         value = Value(self.graph.unique_name(name), const_value=Tensor.from_array(np.asarray(array)))

@@ -98,7 +98,7 @@ def _replace(rule: Rule, pattern: Pattern, m: Match, model: Model) -> None:
         if node.domain not in ("", "ai.onnx") and node.domain not in model.opset_imports:
             model.opset_imports[node.domain] = rule.domain_opsets.get(node.domain, 1)
     for old, new in zip(root.outputs, outputs):
-        if new.type is None:
+        if new.type is None and old.type is not None and old.type.WhichOneof("value"):
             new.type = old.type
         keep_name = new.producer() in created and not old.is_graph_output()
         name = old.name

@@ -439,3 +439,25 @@ def test_new_initializer_names_avoid_value_names():
     lint(model)
     assert "y" not in model.graph.initializers
     assert isinstance(next(iter(model.graph.initializers.values())).const_value, Tensor)
+
+
+def test_two_outputs_of_one_intermediate():
+    class SplitAdd(Rule):
+        name = "split_add"
+
+        def pattern(self, op, x):
+            first, second = op.Split(x, _outputs=2)
+            return op.Add(first, second, _commute=True)
+
+        def rewrite(self, op, m):
+            return op.ReduceSum(op.Reshape(m["x"], op.const(np.array([2, -1], np.int64))),
+                                op.const(np.array([0], np.int64)), keepdims=0)
+
+    model = model_from_text("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[4] x) => (float[2] y, float[2] z) { a, b = Split(x)  y = Add(b, a)  c, d = Split(x)  z = Add(c, c) }""")
+    original = model.clone()
+    counts, notes = explain(SplitAdd(), model=model)
+    assert counts == {"split_add": 1}
+    assert notes == ["split_add at node z (Add): input 1 is output 0 of Split, not output 1"]
+    assert_same_outputs(original, model)
