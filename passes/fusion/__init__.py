@@ -1,0 +1,34 @@
+"""Fusion rules into standard ONNX ops, each its own pass in group `fuse`; the list order is the run order.
+
+Mul before Add: an exporter's decomposed BatchNorm, Add(Mul(Conv(x), s), t), folds into the Conv in one round.
+Transposes reach MatMul/Gemm weights before MatMul + Add becomes Gemm, and that before Gemm + BatchNormalization.
+"""
+from __future__ import annotations
+
+from onnxopt.passes.fusion.conv_add import FuseAddIntoConv
+from onnxopt.passes.fusion.conv_bn import FuseBnIntoConv
+from onnxopt.passes.fusion.conv_mul import FuseMulIntoConv
+from onnxopt.passes.fusion.conv_transpose_bn import FuseBnIntoConvTranspose
+from onnxopt.passes.fusion.gemm_bn import FuseBnIntoGemm
+from onnxopt.passes.fusion.matmul_add_gemm import FuseMatmulAddIntoGemm
+from onnxopt.passes.fusion.pad_conv import FusePadIntoConv
+from onnxopt.passes.fusion.pad_pool import FusePadIntoPool
+from onnxopt.passes.fusion.transpose_gemm import FuseTransposeIntoGemm
+from onnxopt.passes.fusion.transpose_matmul import FuseTransposeIntoMatmulWeight
+from onnxopt.rewrite import rule_pass
+
+FUSION_RULES = (
+    FusePadIntoConv,
+    FusePadIntoPool,
+    FuseBnIntoConv,
+    FuseBnIntoConvTranspose,
+    FuseMulIntoConv,
+    FuseAddIntoConv,
+    FuseTransposeIntoMatmulWeight,
+    FuseTransposeIntoGemm,
+    FuseMatmulAddIntoGemm,
+    FuseBnIntoGemm,
+)
+
+for _rule in FUSION_RULES:
+    rule_pass(_rule, groups=("fuse",))
