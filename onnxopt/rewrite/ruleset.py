@@ -37,6 +37,8 @@ class RuleSet:
         counts: dict[str, int] = {}
         if not dispatch:
             return counts
+        # a fixed-point pipeline runs the pass repeatedly: say each reason once
+        explained = set(context.explanations) if explain else set()
         graphs = model.graph.all_graphs()
         if any(r.needs_shapes and not b for entries in dispatch.values() for r, _, b in entries) and any(
             node.op_type in dispatch for graph in graphs for node in graph
@@ -56,7 +58,10 @@ class RuleSet:
                         break
                     if rule.name in explain:
                         where = node.name or (node.outputs[0].name if node.outputs else "?")
-                        context.explanations.append(f"{rule.name} at node {where} ({node.op_type}): {reason}")
+                        line = f"{rule.name} at node {where} ({node.op_type}): {reason}"
+                        if line not in explained:
+                            explained.add(line)
+                            context.explanations.append(line)
         return counts
 
 
