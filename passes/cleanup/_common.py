@@ -1,11 +1,17 @@
 """Helpers shared by the cleanup passes: trusted type facts, constant inputs, bypassing a node safely."""
 from __future__ import annotations
 
-import numpy as np
-from onnx import numpy_helper
+import logging
+from typing import Iterator
 
-from onnxopt.ir import Model, Node, Value, infer_shapes
+import numpy as np
+import onnx
+from onnx import AttributeProto, GraphProto, ModelProto, TypeProto, numpy_helper
+
+from onnxopt.ir import Model, Node, Value, serialize
 from onnxopt.ir.value import Dim
+
+logger = logging.getLogger(__name__)
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 
@@ -16,39 +22,40 @@ def is_standard(node: Node) -> bool:
 
 
 class Facts:
-    """Type facts a pass may trust: inferred types (inference runs once, on first need) and constant data.
+    """Type facts a pass may trust: shapes from onnx inference, run once on first need, and constant data.
 
-    Declared shapes of graph outputs can be wrong and inference does not override them, and a subgraph input's
-    declared shape need not hold on every loop iteration, so neither shape is trusted; root graph inputs are the
-    model's interface (runtimes enforce them). Element types are trusted everywhere: runtimes reject a model
-    whose declared and actual element types differ.
+    Declared shapes can be wrong (graph outputs are, in real exports) and onnx inference does not override a
+    declared shape: it propagates it to everything downstream. So inference runs on a copy with every declared
+    shape removed (value_info, graph outputs, subgraph inputs, whose shapes may change per loop iteration);
+    only root graph inputs, the model's interface that runtimes enforce, keep theirs. Declared element types are
+    trusted: runtimes refuse models whose declared and actual element types differ.
     """
 
     def __init__(self, model: Model) -> None:
         self.model = model
         self.opset = model.opset
-        self._inferred = False
+        self._inferred: dict[Value, TypeProto] | None = None
 
-    def _trusted(self, value: Value, for_shape: bool) -> bool:
-        if value.const_value is not None and value.is_constant():
-            return True
-        graph = value.graph
-        if graph is None:
-            return False
-        if value in graph.input_set:
-            return graph.parent is None or not for_shape
-        if for_shape and value in graph.output_set:
-            return False
-        if not self._inferred:
-            self._inferred = True
-            infer_shapes(self.model)
-        return True
+    def _inferred_type(self, value: Value) -> TypeProto | None:
+        if self._inferred is None:
+            self._inferred = _infer_from_inputs(self.model)
+        return self._inferred.get(value)
 
     def shape(self, value: Value | None) -> tuple[Dim, ...] | None:
         """The value's dims (int, symbol or None each), or None when its rank is not known for sure."""
-        if value is None or not self._trusted(value, for_shape=True):
+        if value is None:
             return None
-        return value.shape
+        if value.const_value is not None and value.is_constant():
+            return value.const_value.shape
+        graph = value.graph
+        if graph is not None and value in graph.input_set:
+            return value.shape if graph.parent is None else None
+        inferred = self._inferred_type(value)
+        if inferred is None or not inferred.HasField("tensor_type") or not inferred.tensor_type.HasField("shape"):
+            return None
+        return tuple(
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in inferred.tensor_type.shape.dim
+        )
 
     def rank(self, value: Value | None) -> int | None:
         """The value's rank, or None when unknown."""
@@ -57,9 +64,56 @@ class Facts:
 
     def dtype(self, value: Value | None) -> int | None:
         """The value's ONNX element type, or None when unknown."""
-        if value is None or not self._trusted(value, for_shape=False):
+        if value is None:
             return None
-        return value.dtype
+        if value.dtype is not None:
+            return value.dtype
+        inferred = self._inferred_type(value)
+        if inferred is None or not inferred.HasField("tensor_type"):
+            return None
+        return inferred.tensor_type.elem_type or None
+
+
+def _infer_from_inputs(model: Model) -> dict[Value, TypeProto]:
+    """Types of node outputs as onnx infers them from the root inputs and constants alone."""
+    proto = ModelProto.FromString(serialize(model))
+    _forget_declared_shapes(proto.graph, root=True)
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+    except Exception as exc:  # inference errors on exotic models must not stop optimization
+        logger.info("shape inference failed: %s", exc)
+        return {}
+    by_name: dict[str, TypeProto] = {}
+    _collect_types(proto.graph, by_name)
+    return {
+        out: by_name[out.name]
+        for graph in model.graph.all_graphs() for node in graph for out in node.outputs if out.name in by_name
+    }
+
+
+def _subgraph_protos(graph: GraphProto) -> Iterator[GraphProto]:
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == AttributeProto.GRAPH:
+                yield attr.g
+            elif attr.type == AttributeProto.GRAPHS:
+                yield from attr.graphs
+
+
+def _forget_declared_shapes(graph: GraphProto, root: bool) -> None:
+    del graph.value_info[:]
+    for info in [*graph.output, *([] if root else graph.input)]:
+        if info.type.HasField("tensor_type"):
+            info.type.tensor_type.ClearField("shape")
+    for sub in _subgraph_protos(graph):
+        _forget_declared_shapes(sub, root=False)
+
+
+def _collect_types(graph: GraphProto, by_name: dict[str, TypeProto]) -> None:
+    for info in [*graph.value_info, *graph.output]:
+        by_name[info.name] = info.type
+    for sub in _subgraph_protos(graph):
+        _collect_types(sub, by_name)
 
 
 def const(value: Value | None) -> np.ndarray | None:

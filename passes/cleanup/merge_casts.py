@@ -26,13 +26,13 @@ EXACT_WIDENINGS: dict[int, set[int]] = {
     T.BFLOAT16: {T.FLOAT, T.DOUBLE},
     T.FLOAT: {T.DOUBLE},
 }
-_TARGETS = _NUMERIC | {T.BOOL}
+TARGETS = _NUMERIC | {T.BOOL}
 _INTEGERS = {T.UINT8, T.INT8, T.UINT16, T.INT16, T.UINT32, T.INT32, T.UINT64, T.INT64}
 
 
 def is_exact_chain(source: int | None, middle: int, target: int) -> bool:
     """True when casting source → middle → target gives what casting source → target gives, for every value."""
-    if middle not in EXACT_WIDENINGS.get(source, ()) or target not in _TARGETS:
+    if middle not in EXACT_WIDENINGS.get(source, ()) or target not in TARGETS:
         return False
     if source in _INTEGERS and middle not in _INTEGERS and target in _INTEGERS:
         # out of the target's range an integer wraps, while a float converts implementation-defined

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
 
 from cleanup_checks import check, model_from_text, output_names
+from onnxopt.passes.cleanup.merge_casts import EXACT_WIDENINGS, TARGETS, is_exact_chain
+from onnxopt.testing import run
 
 H11 = '<ir_version: 6, opset_import: ["" : 11]>'
 H17 = '<ir_version: 8, opset_import: ["" : 17]>'
@@ -146,3 +151,67 @@ def test_chains_inside_loop_body() -> None:
         "(float[2,3] x) => (float[2,3] y) <int64 n = {3}, bool c = {1}>",
     )
     check("merge_consecutive_transposes", text, {"Loop": 1, "Identity": 1, "Relu": 1})
+
+
+def _extremes(elem_type: int) -> np.ndarray:
+    """Every boundary value of a type plus random ones: the values where a lossy or wrapping chain would differ."""
+    dtype = helper.tensor_dtype_to_np_dtype(elem_type)
+    if dtype == np.bool_:
+        return np.array([True, False])
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        rng = np.random.default_rng(0)
+        edges = np.array([info.min, info.max, 0, 1, info.min + 1, info.max - 1], dtype=dtype)
+        return np.concatenate([edges, rng.integers(info.min, info.max, 64, dtype=dtype, endpoint=True)])
+    info = np.finfo(dtype)
+    values = [info.max, -info.max, info.tiny, info.smallest_subnormal, 0.0, -0.0, np.inf, -np.inf, np.nan,
+              1.5, 2.5, -2.5, 255.5, -129.0, 65504.0, 3e9, -3e9]
+    with np.errstate(over="ignore"):
+        return np.array(values, dtype=np.float64).astype(dtype)
+
+
+@pytest.mark.parametrize("source", [t for t in EXACT_WIDENINGS if t != TensorProto.BFLOAT16],
+                         ids=lambda t: helper.tensor_dtype_to_string(t))
+def test_every_accepted_cast_chain_matches_the_direct_cast_in_ort(source: int) -> None:
+    # one model per source type: for each accepted (middle, target), Cast(Cast(x, middle), target) beside Cast(x, target)
+    nodes, outputs = [], []
+    for middle in sorted(EXACT_WIDENINGS[source]):
+        for target in sorted(TARGETS):
+            if not is_exact_chain(source, middle, target):
+                continue
+            key = f"{middle}_{target}"
+            nodes += [helper.make_node("Cast", ["x"], [f"m{key}"], to=middle),
+                      helper.make_node("Cast", [f"m{key}"], [f"chain{key}"], to=target),
+                      helper.make_node("Cast", ["x"], [f"direct{key}"], to=target)]
+            if target == TensorProto.BFLOAT16:  # numpy has no bfloat16: widen both exactly to float to read them
+                nodes += [helper.make_node("Cast", [f"{kind}{key}"], [f"{kind}{key}_f"], to=TensorProto.FLOAT)
+                          for kind in ("chain", "direct")]
+                key, target = f"{key}_f", TensorProto.FLOAT
+            outputs += [helper.make_tensor_value_info(f"{kind}{key}", target, None) for kind in ("chain", "direct")]
+    x = _extremes(source)
+    inputs = [helper.make_tensor_value_info("x", source, [len(x)])]
+    proto = helper.make_model(helper.make_graph(nodes, "casts", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    got = run(proto.SerializeToString(), {"x": x})
+    for name in got:
+        if name.startswith("chain"):
+            direct = got["direct" + name[len("chain"):]]
+            np.testing.assert_array_equal(got[name], direct, err_msg=name)
+
+
+@st.composite
+def _two_perms(draw: st.DrawFn) -> tuple[list[int], list[int]]:
+    rank = draw(st.integers(1, 5))
+    return draw(st.permutations(range(rank))), draw(st.permutations(range(rank)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(_two_perms())
+def test_any_two_transposes_compose_exactly(perms: tuple[list[int], list[int]]) -> None:
+    p, q = perms
+    dims = [2, 3, 4, 5, 6][: len(p)]
+    out_dims = [dims[p[i]] for i in q]
+    text = graph(f"a = Transpose<perm={list(p)}>(x)\n b = Transpose<perm={list(q)}>(a)\n y = Relu(b)",
+                 f"(float{dims} x) => (float{out_dims} y)")
+    identity = [p[i] for i in q] == list(range(len(p)))
+    check("merge_consecutive_transposes", text, {"Relu": 1} if identity else {"Transpose": 1, "Relu": 1})
