@@ -337,6 +337,12 @@ def _value_info(value: Value) -> onnx.ValueInfoProto:
 def _graph_shell(graph: Graph) -> GraphProto:
     shell = GraphProto(**_present(name=graph.name, doc_string=graph.doc_string))
     shell.input.extend(_value_info(v) for v in graph.inputs)
+    if graph.legacy_initializer_inputs:
+        # IR < 4 requires every initializer to be a graph input too; new ones (folded weights) join the list
+        for value in graph.initializers.values():
+            if value not in graph.input_set:
+                info = shell.input.add(name=value.name)
+                info.type.CopyFrom(onnx.helper.make_tensor_type_proto(value.const_value.dtype, value.const_value.shape))
     shell.output.extend(_value_info(v) for v in graph.outputs)
     interface = graph.input_set | graph.output_set
     for node in graph:
