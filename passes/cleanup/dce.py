@@ -120,7 +120,8 @@ class EliminateDeadCode(Pass):
     """Nodes no graph output needs, unused initializers, value_info, opset imports, local functions → removed.
 
     Recurses into subgraphs: a branch's own dead nodes go; an outer node read only inside a branch stays.
-    Graph inputs and outputs are never removed. Like onnxoptimizer's eliminate_deadend, unused nodes of any
+    Graph inputs and outputs are never removed (an unused initializer that an IR < 4 model lists among its inputs
+    is a weight, not an input, and goes). Like onnxoptimizer's eliminate_deadend, unused nodes of any
     domain are removed: an ONNX node's only effect is its outputs. Models with training_info keep their
     initializers and opset imports, which the training graphs may name.
     """
