@@ -108,13 +108,88 @@ def portability(model: Model) -> str:
 
 
 def convert_opset(model: Model, opset: int) -> Model:
-    """Convert with onnx.version_converter; a failure names the op that could not be converted."""
+    """Convert with onnx.version_converter; a failure lists each node that cannot be converted and why."""
     if opset < model.opset:
         raise OnnxoptError(f"--target-opset {opset} is older than the model's opset {model.opset}; give a newer one")
+    latest = onnx.defs.onnx_opset_version()
+    if opset > latest:
+        raise OnnxoptError(f"--target-opset {opset} is newer than the newest opset this onnx {onnx.__version__} "
+                           f"knows ({latest}); give {latest} or less")
+    proto = to_proto(model)
     try:
-        converted = onnx.version_converter.convert_version(to_proto(model), opset)
+        converted = onnx.version_converter.convert_version(proto, opset)
     except Exception as exc:
-        raise OnnxoptError(f"cannot convert the model to opset {opset}: {str(exc).splitlines()[0]}") from None
+        failures = unconvertible_nodes(proto, opset) or [_converter_message(exc)]
+        shown = "; ".join(failures[:_MAX_REPORTED])
+        more = f"; and {len(failures) - _MAX_REPORTED} more" if len(failures) > _MAX_REPORTED else ""
+        raise OnnxoptError(f"cannot convert the model from opset {model.opset} to {opset}: {shown}{more}") from None
     result = from_proto(converted, model.base_dir)
     result.metadata_props.update(model.metadata_props)
     return result
+
+
+_MAX_REPORTED = 10
+
+
+def unconvertible_nodes(proto: onnx.ModelProto, opset: int) -> list[str]:
+    """'Op 'name': reason' for every node the version converter cannot take to `opset` on its own.
+
+    Each node is converted alone in a one-node model (nodes alike in op, attributes and constant inputs are tried
+    once); nodes holding subgraphs are judged by their body's nodes.
+    """
+    try:
+        typed = onnx.shape_inference.infer_shapes(proto, strict_mode=False)
+    except Exception:  # the report must not fail on models inference cannot handle
+        typed = proto
+    failures: list[str] = []
+    verdicts: dict[bytes, str] = {}
+    for graph in _graphs(typed.graph):
+        types = {info.name: info.type for info in (*graph.input, *graph.value_info, *graph.output)}
+        constants = {tensor.name: tensor for tensor in graph.initializer}
+        for node in graph.node:
+            if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
+                continue
+            key = _node_key(node, constants)
+            if key not in verdicts:
+                verdicts[key] = _single_node_failure(proto, node, types, constants, opset)
+            if verdicts[key]:
+                failures.append(f"{node.op_type} {node.name or node.output[0]!r}: {verdicts[key]}")
+    return failures
+
+
+def _graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    found = [graph]
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                found.extend(_graphs(sub))
+    return found
+
+
+def _node_key(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bytes:
+    alike = onnx.NodeProto(op_type=node.op_type, domain=node.domain, attribute=node.attribute)
+    shape = [name in constants for name in node.input] + [bool(name) for name in node.input]
+    return alike.SerializeToString() + bytes(shape) + bytes(len(node.output))
+
+
+def _single_node_failure(
+    proto: onnx.ModelProto, node: onnx.NodeProto, types: dict[str, onnx.TypeProto],
+    constants: dict[str, onnx.TensorProto], opset: int,
+) -> str:
+    float_type = onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, None)
+    names = [name for name in dict.fromkeys(node.input) if name]
+    inputs = [onnx.helper.make_value_info(n, types.get(n, float_type)) for n in names if n not in constants]
+    outputs = [onnx.helper.make_value_info(n, types.get(n, float_type)) for n in node.output if n]
+    graph = onnx.helper.make_graph([node], "node", inputs, outputs, [constants[n] for n in names if n in constants])
+    single = onnx.helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
+    try:
+        onnx.version_converter.convert_version(single, opset)
+    except Exception as exc:
+        return _converter_message(exc)
+    return ""
+
+
+def _converter_message(exc: Exception) -> str:
+    """The converter's reason without its source location ('…Assertion `false` failed: No Adapter …')."""
+    line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return line.split(" failed: ", 1)[-1]
