@@ -1,0 +1,104 @@
+"""Streaming activation collection: one ONNX Runtime session with the observed tensors added as outputs,
+run sample by sample; each result updates its observer and is dropped, so memory does not grow with
+the number of samples.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from onnxopt.bench.progress import ProgressBar
+from onnxopt.calibration.observers import Observer, make_observer
+from onnxopt.errors import DataError
+from onnxopt.ir import Model, serialize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Collection:
+    """Observers by tensor name after calibration, with how many samples were seen and how long it took."""
+
+    observers: dict[str, Observer]
+    samples: int
+    seconds: float
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """Each tensor's calibrated (min, max)."""
+        return {name: obs.range() for name, obs in self.observers.items()}
+
+
+def collect(
+    model: Model,
+    tensors: Sequence[str],
+    samples: Iterable[Mapping[str, np.ndarray]],
+    observer: str | Callable[[], Observer] = "minmax",
+    *,
+    total: int | None = None,
+    progress: bool | None = None,
+    threads: int = 0,
+) -> Collection:
+    """Run `samples` through the model and feed every named tensor to its own observer.
+
+    `observer` is a method name (minmax, entropy, percentile, mse) or a factory. `total` sizes the
+    progress bar, which is drawn on stderr only on a TTY (progress=None) or when forced.
+    """
+    factory = (lambda: make_observer(observer)) if isinstance(observer, str) else observer
+    observers = {name: factory() for name in tensors}
+    input_names = {v.name for v in model.graph.inputs}
+    fed = [name for name in tensors if name in input_names]
+    outputs = [name for name in tensors if name not in input_names]
+    session = _session(model, outputs, threads)
+    bar = ProgressBar("calibrating", total or 0, enabled=False if total is None else progress)
+    start = time.perf_counter()
+    count = 0
+    for sample in samples:
+        try:
+            results = session.run(outputs, dict(sample)) if outputs else []
+        except Exception as exc:  # onnxruntime raises its own exception types for bad feeds
+            raise DataError(f"calibration sample {count}: onnxruntime could not run it: {str(exc).splitlines()[0]}") from None
+        for name, array in zip(outputs, results):
+            observers[name].update(array)
+        for name in fed:
+            observers[name].update(sample[name])
+        del results
+        count += 1
+        if bar.enabled:
+            elapsed = time.perf_counter() - start
+            eta = elapsed / count * max(bar.total - count, 0)
+            bar.label = f"calibrating (ETA {eta:4.0f} s)"
+            bar.update(count)
+    bar.close()
+    if count == 0:
+        raise DataError("no calibration samples: the data source is empty (or --samples is 0)")
+    return Collection(observers, count, time.perf_counter() - start)
+
+
+def _session(model: Model, outputs: Sequence[str], threads: int) -> ort.InferenceSession:
+    """A CPU session whose graph outputs are the original outputs plus `outputs` (basic optimizations only,
+    so no fusion removes a tensor we observe)."""
+    probe = model.clone()
+    graph = probe.graph
+    by_name = {out.name: out for node in graph for out in node.outputs}
+    by_name.update(graph.initializers)
+    present = {v.name for v in graph.outputs}
+    missing = [name for name in outputs if name not in by_name]
+    if missing:
+        raise DataError(f"cannot observe {missing[:3]}: no such tensor in the model")
+    for name in outputs:
+        value = by_name[name]
+        if value.type is None:
+            value.type = helper.make_tensor_type_proto(TensorProto.FLOAT, None)
+        if name not in present:
+            graph.add_output(value)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(serialize(probe), options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,190 @@
+"""Latency: the end-of-run fp32 vs int8 check, and the search that keeps node groups float where int8 does not pay.
+
+Per-group costs come from ONNX Runtime's own profiler (median kernel time per node over several runs, at
+the deployed optimization level): a group's int8 cost is its fused kernel plus the Q/DQ kernels that serve
+it; its fp32 cost is the kernel(s) its float node became. Kernels are matched to groups by name: ORT keeps
+the target node's name (with suffixes such as `_token_N`) or names the kernel after its output (`_nchwc`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+from typing import Callable, Mapping
+
+import numpy as np
+import onnxruntime as ort
+
+from onnxopt.errors import OnnxoptError
+from onnxopt.ir import Model, serialize, to_proto
+from onnxopt.quantization.config import QuantConfig
+from onnxopt.quantization.report import LatencyCheck, SearchStep
+
+logger = logging.getLogger(__name__)
+
+Build = Callable[[frozenset[str]], tuple[Model, list[str]]]
+Feeds = Mapping[str, np.ndarray]
+PROFILE_RUNS = 15
+ROUNDS = 3
+
+
+def latency_check(fp32: Model, int8: Model, config: QuantConfig, feeds: Feeds | None, seconds: float | None = None) -> LatencyCheck:
+    """Median latency of both models on the configured provider, timed interleaved by the bench harness
+    for about `seconds` (default: config.latency_seconds)."""
+    from onnxopt.bench import benchmark
+
+    feeds = dict(feeds) if feeds is not None else _random_feeds(fp32)
+    runs = _runs_for(fp32, feeds, config.threads, config.latency_seconds if seconds is None else seconds)
+    try:
+        result = benchmark(
+            {"fp32": to_proto(fp32), "int8": to_proto(int8)}, providers=(config.provider,), threads=(config.threads,),
+            runs=runs, warmup=3, data=[feeds], progress=False, min_sqnr_db=0.0,
+        )
+    except OnnxoptError as exc:
+        raise OnnxoptError(f"latency check failed: {exc}; pass --no-latency-check to skip it") from None
+    by_model = {m.model: m for m in result.measurements}
+    return LatencyCheck(config.provider, config.threads, by_model["fp32"].stats.median_ms, by_model["int8"].stats.median_ms)
+
+
+def search_latency(
+    build: Build, fp32: Model, quantized: Model, units: list[str], keep_float: frozenset[str], config: QuantConfig,
+    feeds: Feeds | None,
+) -> tuple[Model, list[str], frozenset[str], list[SearchStep]]:
+    """Keep float every group whose int8 kernels cost more than its float ones; never return a model slower than fp32."""
+    if config.provider != "cpu":
+        raise OnnxoptError("--optimize-for latency profiles per-node kernels on the CPU provider only; drop it or use --provider cpu")
+    feeds = dict(feeds) if feeds is not None else _random_feeds(fp32)
+    fp32_costs = _profile(fp32, feeds, config.threads)
+    steps: list[SearchStep] = []
+    model = quantized
+    for _ in range(ROUNDS):
+        int8_costs = _profile(model, feeds, config.threads)
+        slow = []
+        for unit, cost in _group_costs(model, units, int8_costs).items():
+            base = _unit_cost(fp32, unit, fp32_costs)
+            if base is not None and cost >= base:
+                slow.append(unit)
+                steps.append(SearchStep((unit,), cost / base if base else float("inf"), f"int8 {cost:.1f} µs vs fp32 {base:.1f} µs"))
+        if not slow:
+            break
+        keep_float = keep_float | frozenset(slow)
+        model, units = build(keep_float)
+    check = latency_check(fp32, model, config, feeds)
+    if check.ratio >= 1.0 and units:
+        steps.append(SearchStep(tuple(units), check.ratio, "whole int8 model not faster than fp32: everything kept float"))
+        keep_float = keep_float | frozenset(units)
+        model, units = build(keep_float)
+    return model, units, keep_float, steps
+
+
+def _runs_for(model: Model, feeds: Feeds, threads: int, seconds: float) -> int:
+    """Interleaved rounds that fit in `seconds`, from a quick timing of the float model (≥ 10, ≤ 1000)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(serialize(model), options, providers=["CPUExecutionProvider"])
+    times = []
+    for _ in range(4):
+        start = time.perf_counter()
+        session.run(None, dict(feeds))
+        times.append(time.perf_counter() - start)
+    per_round = 2 * max(statistics.median(times[1:]), 100e-6)  # two models; Python overhead per call included
+    return int(min(max(seconds / per_round, 10), 1000))
+
+
+def _random_feeds(model: Model) -> dict[str, np.ndarray]:
+    from onnxopt.testing import random_inputs
+
+    return random_inputs(ort.InferenceSession(serialize(model), providers=["CPUExecutionProvider"]))
+
+
+def _profile(model: Model, feeds: Feeds, threads: int) -> dict[str, float]:
+    """Median µs per kernel (by ORT node name) over PROFILE_RUNS runs after a warm-up run."""
+    with tempfile.TemporaryDirectory(prefix="onnxopt-profile-") as tmp:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(tmp, "profile")
+        session = ort.InferenceSession(serialize(model), options, providers=["CPUExecutionProvider"])
+        for _ in range(PROFILE_RUNS + 1):
+            session.run(None, dict(feeds))
+        with open(session.end_profiling(), encoding="utf-8") as f:
+            events = json.load(f)
+    times: dict[str, list[float]] = {}
+    for event in events:
+        name = event.get("name", "")
+        if event.get("cat") == "Node" and name.endswith("_kernel_time"):
+            times.setdefault(name[: -len("_kernel_time")], []).append(float(event.get("dur", 0)))
+    return {name: statistics.median(ts[1:] or ts) for name, ts in times.items()}
+
+
+def _owner(kernel: str, keys: Mapping[str, str]) -> str | None:
+    """The unit whose key (node or output name) is the longest prefix of the kernel name."""
+    best = None
+    for key, unit in keys.items():
+        if (kernel == key or kernel.startswith(key + "_")) and (best is None or len(key) > len(best[0])):
+            best = (key, unit)
+    return best[1] if best else None
+
+
+def _unit_keys(model: Model, units: list[str]) -> dict[str, str]:
+    wanted = set(units)
+    keys: dict[str, str] = {}
+    for graph in model.graph.all_graphs():
+        for node in graph:
+            if node.name in wanted:
+                keys[node.name] = node.name
+                for out in node.outputs:
+                    keys.setdefault(out.name, node.name)
+    return keys
+
+
+def _unit_cost(fp32: Model, unit: str, costs: Mapping[str, float]) -> float | None:
+    keys = _unit_keys(fp32, [unit])
+    node = next((n for g in fp32.graph.all_graphs() for n in g if n.name == unit), None)
+    if node is not None:  # a Relu/Clip fused into the node in ORT carries the activation's output name
+        for reader in node.outputs[0].consumers() if node.outputs else []:
+            if reader.op_type in ("Relu", "Clip") and len(node.outputs[0].uses()) == 1:
+                keys[reader.outputs[0].name] = unit
+                keys[reader.name] = unit
+    total = [cost for kernel, cost in costs.items() if _owner(kernel, keys) == unit]
+    return sum(total) if total else None
+
+
+def _group_costs(model: Model, units: list[str], costs: Mapping[str, float]) -> dict[str, float]:
+    """int8 µs per unit: its kernels plus a share of the Q/DQ kernels that serve it."""
+    keys = _unit_keys(model, units)
+    serving = _qdq_owners(model, set(units))
+    result = {unit: 0.0 for unit in units}
+    for kernel, cost in costs.items():
+        owners = serving.get(kernel)
+        if owners:
+            for unit in owners:
+                result[unit] += cost / len(owners)
+            continue
+        unit = _owner(kernel, keys)
+        if unit is not None:
+            result[unit] += cost
+    return result
+
+
+def _qdq_owners(model: Model, units: set[str]) -> dict[str, list[str]]:
+    """Q/DQ node name → the units it serves (a DQ: its reader, else the producer of the quantized tensor)."""
+    owners: dict[str, list[str]] = {}
+    for graph in model.graph.all_graphs():
+        for node in graph:
+            if node.op_type == "DequantizeLinear":
+                readers = [r.name for r in node.outputs[0].consumers() if r.name in units]
+                source = node.inputs[0].producer()
+                producer = source.inputs[0].producer() if source is not None and source.op_type == "QuantizeLinear" else None
+                owners[node.name] = readers or ([producer.name] if producer is not None and producer.name in units else [])
+            elif node.op_type == "QuantizeLinear":
+                readers = [r.name for dq in node.outputs[0].consumers() for r in dq.outputs[0].consumers() if r.name in units]
+                producer = node.inputs[0].producer()
+                owners[node.name] = list(dict.fromkeys(readers)) or (
+                    [producer.name] if producer is not None and producer.name in units else [])
+    return owners

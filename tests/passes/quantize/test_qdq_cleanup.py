@@ -1,0 +1,76 @@
+"""Plan-free QDQ clean-ups: redundant requantization and Q/DQ pairs ORT cannot fuse."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+import onnxopt.passes  # noqa: F401
+from onnxopt.ir import lint, serialize
+from onnxopt.passes.quantize.qdq_cleanup import RemoveRedundantRequantize, RemoveUnfusableQDQ
+from onnxopt.testing import assert_same_outputs, model_from_text, op_histogram
+
+HEAD = '<ir_version: 8, opset_import: ["" : 17]>\n'
+PARAMS = {"s": np.float32(0.05), "z": np.uint8(128), "s2": np.float32(0.1), "z2": np.uint8(128)}
+
+
+def _checked(model) -> None:
+    lint(model)
+    onnx.checker.check_model(onnx.ModelProto.FromString(serialize(model)), full_check=True)
+
+
+def test_requantize_with_equal_parameters_is_removed_exactly():
+    text = HEAD + """g (float[4, 8] x) => (float[4, 8] y) {
+      q = QuantizeLinear(x, s, z)
+      d = DequantizeLinear(q, s, z)
+      q2 = QuantizeLinear(d, s, z)
+      d2 = DequantizeLinear(q2, s, z)
+      y = Sigmoid(d2)
+    }"""
+    model = model_from_text(text, PARAMS)
+    original = model.clone()
+    result = RemoveRedundantRequantize().call(model)
+    assert result.modified and result.counters["requantize_removed"] == 1
+    assert op_histogram(model) == {"QuantizeLinear": 1, "DequantizeLinear": 1, "Sigmoid": 1}
+    _checked(model)
+    assert_same_outputs(original, model, rtol=0, atol=0)
+    assert not RemoveRedundantRequantize().call(model).modified
+
+
+def test_requantize_with_other_parameters_stays():
+    text = HEAD + """g (float[4, 8] x) => (float[4, 8] y) {
+      q = QuantizeLinear(x, s, z)
+      d = DequantizeLinear(q, s, z)
+      q2 = QuantizeLinear(d, s2, z2)
+      y = DequantizeLinear(q2, s2, z2)
+    }"""
+    model = model_from_text(text, PARAMS)
+    assert not RemoveRedundantRequantize().call(model).modified
+
+
+def test_pair_between_float_ops_is_removed():
+    text = HEAD + """g (float[4, 8] x) => (float[4, 8] y) {
+      t = Tanh(x)
+      q = QuantizeLinear(t, s, z)
+      d = DequantizeLinear(q, s, z)
+      y = Exp(d)
+    }"""
+    model = model_from_text(text, PARAMS)
+    original = model.clone()
+    result = RemoveUnfusableQDQ().call(model)
+    assert result.modified and op_histogram(model) == {"Tanh": 1, "Exp": 1}
+    _checked(model)
+    assert_same_outputs(original, model, rtol=0, atol=0.03)  # only the rounding went away
+    assert not RemoveUnfusableQDQ().call(model).modified
+
+
+def test_pairs_next_to_fusable_ops_or_outputs_stay():
+    text = HEAD + """g (float[4, 8] x) => (float[4, 8] y, float[4, 8] y2) {
+      q = QuantizeLinear(x, s, z)
+      d = DequantizeLinear(q, s, z)
+      y = Sigmoid(d)
+      t = Tanh(x)
+      q2 = QuantizeLinear(t, s, z)
+      y2 = DequantizeLinear(q2, s, z)
+    }"""
+    model = model_from_text(text, PARAMS)
+    assert not RemoveUnfusableQDQ().call(model).modified
