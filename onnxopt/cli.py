@@ -41,6 +41,7 @@ def _add_optimize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="DIR", help="real inputs for --verify (a calibration directory)")
     p.add_argument("--safe", action="store_true", help="with --verify: drop the culprit pass and write that result")
     p.add_argument("--external-data", action="store_true", default=None, help="store weights in a .data file beside the output")
+    p.add_argument("--no-check", action="store_true", help="skip onnx.checker on the input (optimize a model it rejects)")
     p.set_defaults(run=_run_optimize)
 
 
@@ -52,6 +53,7 @@ def _run_optimize(args: argparse.Namespace) -> int:
         args.model, args.passes, target=args.target, target_opset=args.target_opset,
         fold_max_bytes=args.fold_max_bytes, input_shapes=dict(args.input_shape), explain=args.explain,
         verify=args.verify or args.safe, verify_samples=args.verify_samples, data=args.data, safe=args.safe,
+        check=not args.no_check,
     )
     save(result.model, args.output, external_data=args.external_data)
     for line in result.explanations:

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import onnx
 
-from onnxopt.errors import OnnxoptError, VerificationError
+from onnxopt.errors import ModelCheckError, OnnxoptError, VerificationError
 from onnxopt.ir import Model, from_proto, load, to_proto
 from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult
 
@@ -17,6 +17,8 @@ PORTABILITY_KEY = "onnxopt.portability"
 PIPELINE_KEY = "onnxopt.pipeline"
 VERSION_KEY = "onnxopt.version"
 TARGETS = ("onnx", "ort")
+# onnx.checker takes the model as one protobuf message; past this size only a path can be checked
+CHECK_MAX_BYTES = 2**31 - 2**26
 
 
 def optimize(
@@ -34,21 +36,27 @@ def optimize(
     verify_samples: int = 3,
     data: str | os.PathLike | None = None,
     safe: bool = False,
+    check: bool = False,
 ) -> PipelineResult:
     """Optimize a model (path or Model; a Model is copied unless inplace) and return it with per-pass stats.
 
     verify=True compares outputs with the original in ORT and, on a mismatch, names the first bad pass
     application (VerificationError); with safe=True the pipeline reruns without that pass instead.
+    check=True runs onnx.checker on the input first (ModelCheckError with the checker's reason).
     """
     import onnxopt.passes  # noqa: F401  (registers the passes)
     from onnxopt import __version__
 
     if target not in TARGETS:
         raise OnnxoptError(f"unknown target {target!r}; use one of: {', '.join(TARGETS)}")
+    path = None
     if not isinstance(model, Model):
-        model = load(model)
+        path = os.fspath(model)
+        model = load(path)
     elif not inplace:
         model = model.clone()
+    if check:
+        check_model(model, path)
     if target_opset is not None and target_opset != model.opset:
         model = convert_opset(model, target_opset)
     context = PassContext(
@@ -97,6 +105,25 @@ def _verified(
     logger.warning("--safe: %s changed the outputs (%s); wrote the result of the pipeline without it",
                    culprit, ", ".join(nodes[:5]) or "no node removed")
     return retry
+
+
+def check_model(model: Model, path: str | None = None) -> None:
+    """onnx.checker without the full (shape inference) check; ModelCheckError says why it rejects the model.
+
+    Reads `path` when given (external data stays on disk); an in-memory model past the protobuf limit is not
+    checked.
+    """
+    if path is None and sum(v.const_value.nbytes for v in model.graph.initializers.values()) > CHECK_MAX_BYTES:
+        logger.info("not running onnx.checker: the model is larger than 2 GB")
+        return
+    try:
+        onnx.checker.check_model(path if path is not None else to_proto(model), full_check=False)
+    except onnx.checker.ValidationError as exc:
+        message, _, context = str(exc).partition("==> Context:")
+        reason = " ".join(message.split()).rstrip(".") + (f" ({' '.join(context.split())})" if context.strip() else "")
+        where = f"{path}: " if path is not None else ""
+        raise ModelCheckError(f"{where}onnx.checker rejects the model: {reason}; fix the model, or pass "
+                              f"--no-check to optimize it anyway") from None
 
 
 def portability(model: Model) -> str:
