@@ -17,6 +17,7 @@ PORTABILITY_KEY = "onnxopt.portability"
 PIPELINE_KEY = "onnxopt.pipeline"
 VERSION_KEY = "onnxopt.version"
 TARGETS = ("onnx", "ort")
+MIN_OPSET = 7  # the oldest default-domain opset the passes are written for
 # onnx.checker takes the model as one protobuf message; past this size only a path can be checked
 CHECK_MAX_BYTES = 2**31 - 2**26
 
@@ -55,6 +56,7 @@ def optimize(
         model = load(path)
     elif not inplace:
         model = model.clone()
+    check_opset(model, target_opset)
     if check:
         check_model(model, path)
     if target_opset is not None and target_opset != model.opset:
@@ -105,6 +107,20 @@ def _verified(
     logger.warning("--safe: %s changed the outputs (%s); wrote the result of the pipeline without it",
                    culprit, ", ".join(nodes[:5]) or "no node removed")
     return retry
+
+
+def check_opset(model: Model, target_opset: int | None = None) -> None:
+    """ModelCheckError when the default-domain opset is newer than onnx knows, or older than MIN_OPSET and not
+    being converted to MIN_OPSET or newer."""
+    if "" not in model.opset_imports and "ai.onnx" not in model.opset_imports:
+        return  # no standard ops at all (e.g. an ai.onnx.ml-only model)
+    opset, latest = model.opset, onnx.defs.onnx_opset_version()
+    if opset > latest:
+        raise ModelCheckError(f"the model uses opset {opset}, newer than this onnx {onnx.__version__} knows "
+                              f"(up to {latest}); upgrade onnx (pip install -U onnx)")
+    if opset < MIN_OPSET and (target_opset is None or target_opset < MIN_OPSET):
+        raise ModelCheckError(f"the model uses opset {opset}; onnxopt needs opset {MIN_OPSET} or newer: "
+                              f"convert it with --target-opset {MIN_OPSET} (or newer)")
 
 
 def check_model(model: Model, path: str | None = None) -> None:
