@@ -235,10 +235,15 @@ def save(model: Model, path: str | os.PathLike, external_data: bool | None = Non
     """Write atomically. external_data=None keeps the input's choice and switches on past the 2 GB limit."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise OutputPathError(f"cannot write {path}: {directory} is a file, not a directory; choose another path")
     if not os.path.isdir(directory):
         raise OutputPathError(f"cannot write {path}: directory {directory} does not exist; create it first")
     if os.path.isdir(path):
         raise OutputPathError(f"cannot write {path}: it is a directory; give a file name")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # replacing it would swap a device, pipe or socket for a regular file
+        raise OutputPathError(f"cannot write {path}: it is not a regular file; give a file path")
     if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise OutputPathError(f"cannot write {path}: permission denied; choose another output path")
     if external_data is None:
@@ -246,8 +251,8 @@ def save(model: Model, path: str | os.PathLike, external_data: bool | None = Non
         external_data = model.external_data or total > EXTERNAL_DATA_THRESHOLD
     location = os.path.basename(path) + ".data"
     temps: list[str] = []
+    data_stream = None
     try:
-        data_stream = None
         if external_data:
             fd, data_tmp = tempfile.mkstemp(dir=directory, prefix=".onnxopt-", suffix=".data.tmp")
             temps.append(data_tmp)
@@ -263,7 +268,13 @@ def save(model: Model, path: str | os.PathLike, external_data: bool | None = Non
             os.replace(temps[0], os.path.join(directory, location))
         os.replace(model_tmp, path)
         temps.clear()
+    except OSError as exc:
+        if exc.filename is not None and os.path.dirname(os.path.abspath(exc.filename)) != directory:
+            raise  # reading the model's own external data failed, not writing the output
+        raise OutputPathError(f"cannot write {path}: {exc.strerror or exc}; choose another output path") from None
     finally:
+        if data_stream is not None:
+            data_stream.close()
         for tmp in temps:
             if os.path.exists(tmp):
                 os.remove(tmp)
