@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import heapq
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
@@ -13,6 +14,18 @@ from onnxopt.ir.value import Value
 
 if TYPE_CHECKING:
     from onnx import SparseTensorProto, StringStringEntryProto, TensorAnnotation
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many IR objects (it would rescan them repeatedly)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Graph:
@@ -333,7 +346,10 @@ class Graph:
 
     def clone(self, value_map: dict[Value, Value] | None = None) -> Graph:
         """A structural copy sharing the (immutable) tensors and attribute protos; outer values map via value_map."""
-        value_map = {} if value_map is None else value_map
+        with gc_paused():
+            return self._clone({} if value_map is None else value_map)
+
+    def _clone(self, value_map: dict[Value, Value]) -> Graph:
         copy = Graph(self.name)
         copy.doc_string = self.doc_string
         copy.legacy_initializer_inputs = self.legacy_initializer_inputs
@@ -343,45 +359,47 @@ class Graph:
         copy.orphan_value_info = list(self.orphan_value_info)
         copy._names = set(self._names)
         copy._name_counter = self._name_counter
+        mapped = value_map.get
 
-        def mapped(value: Value) -> Value:
-            new = value_map.get(value)
-            if new is None:
-                new = Value(value.name, value.type, value.const_value)
-                new.doc_string = value.doc_string
-                new.graph = copy
-                value_map[value] = new
+        def copy_value(value: Value) -> Value:
+            new = Value(value._name, value.type, value.const_value)
+            new.doc_string = value.doc_string
+            new.graph = copy
+            value_map[value] = new
             return new
 
         for name, value in self.initializers.items():
-            copy.initializers[name] = mapped(value)
-        copy._inputs = [mapped(v) for v in self._inputs]
+            copy.initializers[name] = mapped(value) or copy_value(value)
+        copy._inputs = [mapped(v) or copy_value(v) for v in self._inputs]
         copy.input_set = set(copy._inputs)
-        nodes = []
+        prev = None
+        count = 0
         for node in self:
-            outputs = [mapped(v) for v in node.outputs]
-            new = Node(node.op_type, [mapped(v) if v is not None else None for v in node.inputs], outputs,
-                       domain=node.domain, name=node.name)
-            new.overload, new.doc_string, new.proto = node.overload, node.doc_string, node.proto
+            inputs = [None if v is None else mapped(v) or copy_value(v) for v in node._inputs]
+            outputs = [mapped(v) or copy_value(v) for v in node.outputs]
+            new = Node(node._op_type, inputs, outputs, domain=node._domain, name=node._name)
+            new._overload, new._doc_string = node._overload, node._doc_string
+            new.graph = copy
             for key, attr in node.attrs.items():
                 if isinstance(attr, Graph):
-                    attr = attr.clone(value_map)
+                    attr = attr._clone(value_map)
                     attr.parent = new
                 elif isinstance(attr, tuple):
-                    attr = tuple(g.clone(value_map) for g in attr)
+                    attr = tuple(g._clone(value_map) for g in attr)
                     for g in attr:
                         g.parent = new
                 new.attrs[key] = attr
-            new.graph = copy
-            nodes.append(new)
-        prev = None
-        for new in nodes:
+            # the proto stays valid for the copy exactly when it is valid for the original (same attr objects)
+            new._proto, new._proto_attrs = node._proto, node._proto_attrs
             new._prev = prev
-            if prev is not None:
+            if prev is None:
+                copy._first = new
+            else:
                 prev._next = new
             prev = new
-        copy._first, copy._last, copy._count = (nodes[0] if nodes else None), prev, len(nodes)
-        copy.set_outputs([mapped(v) for v in self._outputs])
+            count += 1
+        copy._last, copy._count = prev, count
+        copy.set_outputs([mapped(v) or copy_value(v) for v in self._outputs])
         return copy
 
     def __repr__(self) -> str:

@@ -1,6 +1,7 @@
 """Node: one operator application; its inputs are Values, its outputs are Values it creates."""
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from onnx import AttributeProto, NodeProto, helper
@@ -17,8 +18,8 @@ class Node:
     """An operator node; attributes hold AttributeProtos, or Graphs for subgraph attributes."""
 
     __slots__ = (
-        "op_type", "domain", "overload", "name", "doc_string", "_inputs", "outputs", "attrs", "graph",
-        "proto", "_prev", "_next", "_erased", "__weakref__",
+        "_op_type", "_domain", "_overload", "_name", "_doc_string", "_inputs", "outputs", "attrs", "graph",
+        "_proto", "_proto_attrs", "_prev", "_next", "_erased", "__weakref__",
     )
 
     def __init__(
@@ -30,13 +31,14 @@ class Node:
         domain: str = "",
         name: str = "",
     ) -> None:
-        self.op_type = op_type
-        self.domain = domain
-        self.overload = ""
-        self.name = name
-        self.doc_string = ""
+        self._op_type = op_type
+        self._domain = domain
+        self._overload = ""
+        self._name = name
+        self._doc_string = ""
         self.graph: Graph | None = None
-        self.proto: NodeProto | None = None  # the original proto while the node is unchanged since load
+        self._proto: NodeProto | None = None
+        self._proto_attrs: tuple[AttributeProto, ...] = ()
         self._prev: Node | None = None
         self._next: Node | None = None
         self._erased = False
@@ -48,10 +50,76 @@ class Node:
             outputs = [Value() for _ in range(outputs)]
         self.outputs: tuple[Value, ...] = tuple(outputs)
         for i, value in enumerate(self.outputs):
-            value._producer, value._index = self, i
+            value._producer = self
+            value._index = i
         self.attrs: dict[str, AttrValue] = {}
-        for key, value in (attrs or {}).items():
-            self.set_attr(key, value)
+        if attrs:
+            for key, value in attrs.items():
+                self.set_attr(key, value)
+
+    # Changing any field that the NodeProto holds drops the cached original proto (see `proto`).
+    @property
+    def op_type(self) -> str:
+        """The operator's name, e.g. "Conv"."""
+        return self._op_type
+
+    @op_type.setter
+    def op_type(self, value: str) -> None:
+        self._op_type, self._proto = value, None
+
+    @property
+    def domain(self) -> str:
+        """The operator set domain ("" for ai.onnx)."""
+        return self._domain
+
+    @domain.setter
+    def domain(self, value: str) -> None:
+        self._domain, self._proto = value, None
+
+    @property
+    def overload(self) -> str:
+        """The overload of a model-local function call ("" otherwise)."""
+        return self._overload
+
+    @overload.setter
+    def overload(self, value: str) -> None:
+        self._overload, self._proto = value, None
+
+    @property
+    def name(self) -> str:
+        """The node's name (unique within the model once the node is in a graph)."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name, self._proto = value, None
+
+    @property
+    def doc_string(self) -> str:
+        """Free-form documentation kept through round trips."""
+        return self._doc_string
+
+    @doc_string.setter
+    def doc_string(self, value: str) -> None:
+        self._doc_string, self._proto = value, None
+
+    @property
+    def proto(self) -> NodeProto | None:
+        """The NodeProto this node was loaded from while the node is unchanged since (saving reuses it), else None."""
+        proto = self._proto
+        if proto is None:
+            return None
+        # attrs is a plain dict, so edits to it are detected here: the values must still be the loaded protos
+        attrs, loaded = self.attrs, self._proto_attrs
+        if len(attrs) != len(loaded) or (loaded and not all(map(operator.is_, attrs.values(), loaded))):
+            self._proto = None
+            return None
+        return proto
+
+    @proto.setter
+    def proto(self, proto: NodeProto | None) -> None:
+        self._proto = proto
+        self._proto_attrs = tuple(self.attrs.values()) if proto is not None else ()
 
     @property
     def inputs(self) -> tuple[Value | None, ...]:
@@ -68,7 +136,7 @@ class Node:
         if value is not None:
             value._uses[(self, index)] = None
         self._inputs = self._inputs[:index] + (value,) + self._inputs[index + 1 :]
-        self.proto = None
+        self._proto = None
 
     def set_inputs(self, values: Iterable[Value | None]) -> None:
         """Replace the whole input list (its length may change)."""
@@ -79,7 +147,7 @@ class Node:
         for i, value in enumerate(self._inputs):
             if value is not None:
                 value._uses[(self, i)] = None
-        self.proto = None
+        self._proto = None
 
     def detach(self) -> None:
         """Drop this node's uses of its inputs (used when it leaves the graph)."""
@@ -116,7 +184,7 @@ class Node:
         elif not isinstance(value, AttributeProto):
             value = helper.make_attribute(name, value)
         self.attrs[name] = value
-        self.proto = None
+        self._proto = None
 
     def subgraphs(self) -> list[Graph]:
         """The graphs held in this node's attributes (If branches, Loop/Scan bodies)."""

@@ -1,8 +1,6 @@
 """Conversion between ONNX protobuf and the IR; streaming, atomic saves with automatic external data."""
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import tempfile
 from typing import BinaryIO, Iterator
@@ -11,13 +9,15 @@ import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
 
 from onnxopt.errors import ModelLoadError, OutputPathError
-from onnxopt.ir.graph import Graph
+from onnxopt.ir.graph import Graph, gc_paused
 from onnxopt.ir.model import Model
 from onnxopt.ir.node import Node
 from onnxopt.ir.tensor import Tensor, encode_varint
 from onnxopt.ir.value import Value
 
 PROTOBUF_LIMIT = 2**31 - 1
+# Initializers smaller than this are serialized at once (cheaper than keeping each as a part of its own).
+_SMALL_TENSOR_BYTES = 2**16
 # Above this many bytes of initializers a save switches to external data (leaves room for the graph itself).
 EXTERNAL_DATA_THRESHOLD = 2**31 - 2**26
 
@@ -44,38 +44,31 @@ def load(path: str | os.PathLike) -> Model:
     if not proto.HasField("graph") or not proto.opset_import:
         raise ModelLoadError(f"{path} parses as protobuf but is not an ONNX model (no graph or opset); re-export it")
     base_dir = os.path.dirname(os.path.abspath(path))
-    _check_external_files(proto.graph, base_dir, path)
-    return from_proto(proto, base_dir)
+    model = from_proto(proto, base_dir)
+    if model.external_data:
+        _check_external_files(model.graph, base_dir, path)
+    return model
 
 
-@contextlib.contextmanager
-def _gc_paused():
-    # Building the IR creates many small acyclic objects; generational GC passes over them only cost time.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _check_external_files(graph: GraphProto, base_dir: str, path: str) -> None:
-    for tensor in graph.initializer:
-        if tensor.data_location == TensorProto.EXTERNAL:
-            location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-            if not os.path.isfile(os.path.join(base_dir, location)):
-                raise ModelLoadError(
-                    f"{path}: external data file {location!r} (tensor {tensor.name!r}) is missing; "
-                    f"put it beside the model in {base_dir}"
-                )
+def _check_external_files(graph: Graph, base_dir: str, path: str) -> None:
+    checked: set[str] = set()
+    for name, value in graph.initializers.items():
+        location = value.const_value.external_location
+        if location is None or location in checked:
+            continue
+        if not os.path.isfile(os.path.join(base_dir, location)):
+            raise ModelLoadError(
+                f"{path}: external data file {location!r} (tensor {name!r}) is missing; "
+                f"put it beside the model in {base_dir}"
+            )
+        checked.add(location)
 
 
 def from_proto(proto: ModelProto, base_dir: str = "") -> Model:
     """Wrap a ModelProto (it must stay alive: undecoded tensors refer to it)."""
     graph = Graph()
     graph.legacy_initializer_inputs = proto.ir_version < 4
-    with _gc_paused():
+    with gc_paused():
         _fill_graph(graph, proto.graph, [], base_dir)
     graph.root()._names.update(f.name for f in proto.functions)
     model = Model(
@@ -92,7 +85,7 @@ def from_proto(proto: ModelProto, base_dir: str = "") -> Model:
         training_info=list(proto.training_info),
         configuration=list(proto.configuration) if hasattr(proto, "configuration") else [],
         base_dir=base_dir,
-        external_data=any(t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer),
+        external_data=any(v.const_value.external_location is not None for v in graph.initializers.values()),
     )
     return model
 
@@ -103,6 +96,7 @@ def _fill_graph(graph: Graph, proto: GraphProto, outer: _Scope, base_dir: str) -
     scope: dict[str, Value] = {}
     chain = [scope, *outer]
     names = graph.root()._names
+    dangling: set[str] = set()
 
     def lookup(name: str) -> Value:
         for table in chain:
@@ -112,13 +106,14 @@ def _fill_graph(graph: Graph, proto: GraphProto, outer: _Scope, base_dir: str) -
         # An undefined name: keep it as a dangling value so a round trip stays lossless and lint can name it.
         value = Value(name)
         scope[name] = value
+        dangling.add(name)
         return value
 
     for tensor in proto.initializer:
         value = Value(tensor.name, const_value=Tensor.from_proto(tensor, base_dir))
         value.graph = graph
-        graph.initializers[tensor.name] = value
-        scope[tensor.name] = value
+        graph.initializers[value.name] = value
+        scope[value.name] = value
     for sparse in proto.sparse_initializer:
         graph.sparse_initializers.append(sparse)
         name = sparse.values.name
@@ -128,36 +123,58 @@ def _fill_graph(graph: Graph, proto: GraphProto, outer: _Scope, base_dir: str) -
     inputs = []
     for info in proto.input:
         value = scope.get(info.name) or Value(info.name)
-        value.type, value.doc_string = info.type, info.doc_string
+        value.type, value.doc_string = _declared_type(info), info.doc_string
         value.graph = graph
         scope[info.name] = value
         inputs.append(value)
     graph._inputs = inputs
     graph.input_set = set(inputs)
-    names.update(scope)
     infos = {info.name: info for info in proto.value_info}
+    get = scope.get
     node_list: list[Node] = []
     for node_proto in proto.node:
-        node = _node_from_proto(node_proto, graph, chain, lookup, base_dir)
-        for value in node.outputs:
+        # the loop is the load hot path: upb field reads cost more than building the objects, so read each once
+        inputs = [(get(name) or lookup(name)) if name else None for name in node_proto.input]
+        outputs = []
+        for name in node_proto.output:
+            if dangling and name in dangling:
+                # read before it is produced (graph out of order): reuse the placeholder so use-def stays whole
+                dangling.discard(name)
+                value = scope[name]
+            else:
+                value = Value(name)
+                scope[name] = value
             value.graph = graph
-            scope[value.name] = value
-            info = infos.pop(value.name, None)
-            if info is not None:
-                value.type, value.doc_string = info.type, info.doc_string
+            if infos:
+                info = infos.pop(name, None)
+                if info is not None:
+                    value.type, value.doc_string = _declared_type(info), info.doc_string
+            outputs.append(value)
+        node = Node(node_proto.op_type, inputs, outputs, domain=node_proto.domain, name=node_proto.name)
+        node._overload = node_proto.overload
+        node._doc_string = node_proto.doc_string
+        if node_proto.attribute:
+            _read_attributes(node, node_proto, graph, chain, base_dir)
+        else:
+            node.proto = node_proto
         node_list.append(node)
     _link(graph, node_list)
-    names.update(n.name for n in node_list)
     names.update(scope)
+    names.update([n.name for n in node_list])
     outputs = []
     for info in proto.output:
         value = lookup(info.name)
-        value.type, value.doc_string = info.type, info.doc_string
+        value.type, value.doc_string = _declared_type(info), info.doc_string
         outputs.append(value)
     graph.set_outputs(outputs)
     graph.orphan_value_info = list(infos.values())
     graph.quantization_annotation = list(proto.quantization_annotation)
     graph.metadata_props = list(proto.metadata_props)
+
+
+def _declared_type(info: onnx.ValueInfoProto) -> onnx.TypeProto | None:
+    """The declared type, or None when there is none (reading `info.type` would give an empty TypeProto)."""
+    return info.type if info.HasField("type") else None
 
 
 def _link(graph: Graph, nodes: list[Node]) -> None:
@@ -173,35 +190,29 @@ def _link(graph: Graph, nodes: list[Node]) -> None:
     graph._count = len(nodes)
 
 
-def _node_from_proto(proto: NodeProto, graph: Graph, chain: _Scope, lookup, base_dir: str) -> Node:
-    inputs = [lookup(name) if name else None for name in proto.input]
-    node = Node(proto.op_type, inputs, [Value(name) for name in proto.output], domain=proto.domain, name=proto.name)
-    node.overload = proto.overload
-    node.doc_string = proto.doc_string
+def _read_attributes(node: Node, proto: NodeProto, graph: Graph, chain: _Scope, base_dir: str) -> None:
+    """Keep attributes as protos; subgraph attributes become Graphs (and the node no longer reuses its proto)."""
     has_graph = False
     for attr in proto.attribute:
-        if attr.type == AttributeProto.GRAPH:
-            sub = Graph()
-            sub.parent = node
-            sub.legacy_initializer_inputs = graph.legacy_initializer_inputs
-            node.graph = graph
-            _fill_graph(sub, attr.g, chain, base_dir)
-            node.attrs[attr.name] = sub
+        kind = attr.type
+        if kind == AttributeProto.GRAPH:
+            node.attrs[attr.name] = _subgraph(attr.g, node, graph, chain, base_dir)
             has_graph = True
-        elif attr.type == AttributeProto.GRAPHS:
-            subs = []
-            for g in attr.graphs:
-                sub = Graph()
-                sub.parent = node
-                node.graph = graph
-                _fill_graph(sub, g, chain, base_dir)
-                subs.append(sub)
-            node.attrs[attr.name] = tuple(subs)
+        elif kind == AttributeProto.GRAPHS:
+            node.attrs[attr.name] = tuple(_subgraph(g, node, graph, chain, base_dir) for g in attr.graphs)
             has_graph = True
         else:
             node.attrs[attr.name] = attr
     node.proto = None if has_graph else proto
-    return node
+
+
+def _subgraph(proto: GraphProto, node: Node, graph: Graph, chain: _Scope, base_dir: str) -> Graph:
+    sub = Graph()
+    sub.parent = node
+    sub.legacy_initializer_inputs = graph.legacy_initializer_inputs
+    node.graph = graph  # so the subgraph finds the model's name table through its parent
+    _fill_graph(sub, proto, chain, base_dir)
+    return sub
 
 
 # ---- saving ----------------------------------------------------------------------------------
@@ -222,8 +233,8 @@ def _part_bytes(part: Part) -> bytes | memoryview:
 
 def serialize(model: Model) -> bytes:
     """The model as protobuf bytes, all data inline (for sessions and small models)."""
-    with _gc_paused():
-        return b"".join(bytes(_part_bytes(part)) for part in _model_parts(model, None, ""))
+    with gc_paused():
+        return b"".join(_part_bytes(part) for part in _model_parts(model, None, ""))
 
 
 def to_proto(model: Model) -> ModelProto:
@@ -259,7 +270,7 @@ def save(model: Model, path: str | os.PathLike, external_data: bool | None = Non
             data_stream = os.fdopen(fd, "wb")
         fd, model_tmp = tempfile.mkstemp(dir=directory, prefix=".onnxopt-", suffix=".onnx.tmp")
         temps.append(model_tmp)
-        with os.fdopen(fd, "wb") as out, _gc_paused():
+        with os.fdopen(fd, "wb") as out, gc_paused():
             parts = _model_parts(model, data_stream, location if external_data else "", size_threshold)
             for part in parts:
                 out.write(_part_bytes(part))
@@ -286,7 +297,11 @@ def _present(**fields: object) -> dict[str, object]:
 
 
 def _field(number: int, payload_len: int) -> bytes:
-    return encode_varint((number << 3) | 2) + encode_varint(payload_len)
+    """The tag and length that precede a length-delimited field (fast path: a small field of a small message)."""
+    tag = (number << 3) | 2
+    if tag < 0x80 and payload_len < 0x80:
+        return bytes((tag, payload_len))
+    return encode_varint(tag) + encode_varint(payload_len)
 
 
 def _model_parts(
@@ -318,24 +333,32 @@ def _model_parts(
 def _graph_parts(
     graph: Graph, data_stream: BinaryIO | None, location: str, size_threshold: int
 ) -> Iterator[Part]:
-    yield _graph_shell(graph).SerializeToString()
-    for node in graph:
-        data = _node_proto_bytes(node)
-        yield _field(1, len(data))
-        yield data
+    yield _graph_shell_bytes(graph)
+    yield _nodes_bytes(graph)
+    small: list[bytes] = []  # consecutive small initializers, serialized now and written as one part
     for name, value in graph.initializers.items():
         tensor = value.const_value
         if data_stream is not None and tensor.nbytes >= size_threshold:
             parts = [tensor.write_external(name, data_stream, location).SerializeToString()]
         else:
             parts = tensor.serialized_parts(name)
+        if tensor.nbytes < _SMALL_TENSOR_BYTES:
+            data = b"".join(map(_part_bytes, parts))
+            small += (_field(5, len(data)), data)
+            continue
+        if small:
+            yield b"".join(small)
+            small = []
+        # large data stays unserialized until it is written, so only one tensor's copy exists at a time
         yield _field(5, sum(map(_part_len, parts)))
         yield from parts
+    if small:
+        yield b"".join(small)
 
 
 def graph_to_proto(graph: Graph) -> GraphProto:
     """A (sub)graph as a GraphProto, data inline."""
-    return GraphProto.FromString(b"".join(bytes(_part_bytes(p)) for p in _graph_parts(graph, None, "", 0)))
+    return GraphProto.FromString(b"".join(_part_bytes(p) for p in _graph_parts(graph, None, "", 0)))
 
 
 def _value_info(value: Value) -> onnx.ValueInfoProto:
@@ -343,6 +366,34 @@ def _value_info(value: Value) -> onnx.ValueInfoProto:
     if value.type is not None:
         info.type.CopyFrom(value.type)
     return info
+
+
+def _graph_shell_bytes(graph: Graph) -> bytes:
+    """Everything in the GraphProto but nodes and initializers; value_info entries are encoded directly (hot path)."""
+    chunks = [_graph_shell(graph).SerializeToString()]
+    interface = graph.input_set | graph.output_set
+    for node in graph:
+        for value in node.outputs:
+            if value.type is not None and value not in interface:
+                chunks.append(_value_info_bytes(value))
+    for info in graph.orphan_value_info:
+        data = info.SerializeToString()
+        chunks += (_field(13, len(data)), data)
+    return b"".join(chunks)
+
+
+def _value_info_bytes(value: Value) -> bytes:
+    """GraphProto.value_info (field 13) entry: ValueInfoProto name (1), type (2), doc_string (3)."""
+    body = b""
+    if value.name:
+        name = value.name.encode()
+        body += _field(1, len(name)) + name
+    data = value.type.SerializeToString()
+    body += _field(2, len(data)) + data
+    if value.doc_string:
+        doc = value.doc_string.encode()
+        body += _field(3, len(doc)) + doc
+    return _field(13, len(body)) + body
 
 
 def _graph_shell(graph: Graph) -> GraphProto:
@@ -355,29 +406,21 @@ def _graph_shell(graph: Graph) -> GraphProto:
                 info = shell.input.add(name=value.name)
                 info.type.CopyFrom(onnx.helper.make_tensor_type_proto(value.const_value.dtype, value.const_value.shape))
     shell.output.extend(_value_info(v) for v in graph.outputs)
-    interface = graph.input_set | graph.output_set
-    for node in graph:
-        for value in node.outputs:
-            if value.type is not None and value not in interface:
-                shell.value_info.append(_value_info(value))
-    shell.value_info.extend(graph.orphan_value_info)
     shell.sparse_initializer.extend(graph.sparse_initializers)
     shell.quantization_annotation.extend(graph.quantization_annotation)
     shell.metadata_props.extend(graph.metadata_props)
     return shell
 
 
-def _node_proto_bytes(node: Node) -> bytes:
-    proto = node.proto
-    if (
-        proto is not None
-        and proto.op_type == node.op_type
-        and proto.domain == node.domain
-        and proto.name == node.name
-        and len(proto.attribute) == len(node.attrs)
-    ):
-        return proto.SerializeToString()
-    return node_to_proto(node).SerializeToString()
+def _nodes_bytes(graph: Graph) -> bytes:
+    """GraphProto field 1 (node) for every node; unchanged nodes reuse the NodeProto they were loaded from."""
+    chunks = []
+    for node in graph:
+        proto = node.proto
+        data = (proto if proto is not None else node_to_proto(node)).SerializeToString()
+        chunks.append(_field(1, len(data)))
+        chunks.append(data)
+    return b"".join(chunks)
 
 
 def node_to_proto(node: Node) -> NodeProto:

@@ -1,6 +1,7 @@
 """Tensor: an immutable, lazily loaded numpy view of an initializer or constant."""
 from __future__ import annotations
 
+import math
 import os
 from typing import BinaryIO
 
@@ -61,9 +62,14 @@ class Tensor:
         return self._external is not None and self._array is None
 
     @property
+    def external_location(self) -> str | None:
+        """The external data file (relative to the model) while the data is not loaded yet, else None."""
+        return self._external.get("location", "") if self._external is not None else None
+
+    @property
     def size(self) -> int:
         """Number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
