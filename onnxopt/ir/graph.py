@@ -255,6 +255,10 @@ class Graph:
             if node.graph is not self or node._erased:
                 raise IRError(f"{node} is not in graph {self.name!r}")
             node.detach()
+            for sub in node.subgraphs():  # a removed If/Loop no longer reads the outer values its bodies captured
+                for inner_graph in sub.all_graphs():
+                    for inner in inner_graph:
+                        inner.detach()
             prev, nxt = node._prev, node._next
             if prev is None:
                 self._first = nxt
