@@ -13,7 +13,7 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import onnxruntime as ort
@@ -22,62 +22,78 @@ from onnxopt.errors import OnnxoptError
 from onnxopt.ir import Model, serialize, to_proto
 from onnxopt.quantization.config import QuantConfig
 from onnxopt.quantization.report import LatencyCheck, SearchStep
+from onnxopt.quantization.search import Build, Built
 
 logger = logging.getLogger(__name__)
 
-Build = Callable[[frozenset[str]], tuple[Model, list[str]]]
 Feeds = Mapping[str, np.ndarray]
 PROFILE_RUNS = 15
 ROUNDS = 3
+MARGIN = 1.05  # int8 must lose by more than profiling noise before a group goes back to float
 
 
-def latency_check(fp32: Model, int8: Model, config: QuantConfig, feeds: Feeds | None, seconds: float | None = None) -> LatencyCheck:
-    """Median latency of both models on the configured provider, timed interleaved by the bench harness
-    for about `seconds` (default: config.latency_seconds)."""
+def latency_check(fp32: Model, int8: Model, config: QuantConfig, feeds: Feeds | None) -> LatencyCheck:
+    """Median latency of both models on the configured provider, timed interleaved by the bench harness."""
+    medians = compare_latency({"fp32": fp32, "int8": int8}, config, feeds)
+    return LatencyCheck(config.provider, config.threads, medians["fp32"], medians["int8"])
+
+
+def compare_latency(models: Mapping[str, Model], config: QuantConfig, feeds: Feeds | None) -> dict[str, float]:
+    """Median ms per model, timed interleaved for about config.latency_seconds."""
     from onnxopt.bench import benchmark
 
-    feeds = dict(feeds) if feeds is not None else _random_feeds(fp32)
-    runs = _runs_for(fp32, feeds, config.threads, config.latency_seconds if seconds is None else seconds)
+    first = next(iter(models.values()))
+    feeds = dict(feeds) if feeds is not None else _random_feeds(first)
+    runs = _runs_for(first, feeds, config.threads, config.latency_seconds * len(models) / 2)
     try:
         result = benchmark(
-            {"fp32": to_proto(fp32), "int8": to_proto(int8)}, providers=(config.provider,), threads=(config.threads,),
+            {name: to_proto(m) for name, m in models.items()}, providers=(config.provider,), threads=(config.threads,),
             runs=runs, warmup=3, data=[feeds], progress=False, min_sqnr_db=0.0,
         )
     except OnnxoptError as exc:
         raise OnnxoptError(f"latency check failed: {exc}; pass --no-latency-check to skip it") from None
-    by_model = {m.model: m for m in result.measurements}
-    return LatencyCheck(config.provider, config.threads, by_model["fp32"].stats.median_ms, by_model["int8"].stats.median_ms)
+    return {m.model: m.stats.median_ms for m in result.measurements}
 
 
 def search_latency(
-    build: Build, fp32: Model, quantized: Model, units: list[str], keep_float: frozenset[str], config: QuantConfig,
-    feeds: Feeds | None,
-) -> tuple[Model, list[str], frozenset[str], list[SearchStep]]:
-    """Keep float every group whose int8 kernels cost more than its float ones; never return a model slower than fp32."""
+    build: Build, fp32: Model, current: Built, keep_float: frozenset[str], config: QuantConfig, feeds: Feeds | None
+) -> tuple[Built, frozenset[str], list[SearchStep]]:
+    """Keep float every group (compute or data movement) whose int8 kernels cost more than its float ones,
+    then keep the fastest of fp32, plain int8 and the searched model: never slower than either."""
     if config.provider != "cpu":
         raise OnnxoptError("--optimize-for latency profiles per-node kernels on the CPU provider only; drop it or use --provider cpu")
     feeds = dict(feeds) if feeds is not None else _random_feeds(fp32)
     fp32_costs = _profile(fp32, feeds, config.threads)
+    start, start_keep = current, keep_float
     steps: list[SearchStep] = []
-    model = quantized
     for _ in range(ROUNDS):
-        int8_costs = _profile(model, feeds, config.threads)
+        units = [*current.compute, *current.moving]
+        int8_costs = _profile(current.model, feeds, config.threads)
         slow = []
-        for unit, cost in _group_costs(model, units, int8_costs).items():
+        for unit, cost in _group_costs(current.model, units, int8_costs).items():
             base = _unit_cost(fp32, unit, fp32_costs)
-            if base is not None and cost >= base:
+            if base is not None and cost > base * MARGIN:
                 slow.append(unit)
                 steps.append(SearchStep((unit,), cost / base if base else float("inf"), f"int8 {cost:.1f} µs vs fp32 {base:.1f} µs"))
         if not slow:
             break
         keep_float = keep_float | frozenset(slow)
-        model, units = build(keep_float)
-    check = latency_check(fp32, model, config, feeds)
-    if check.ratio >= 1.0 and units:
-        steps.append(SearchStep(tuple(units), check.ratio, "whole int8 model not faster than fp32: everything kept float"))
-        keep_float = keep_float | frozenset(units)
-        model, units = build(keep_float)
-    return model, units, keep_float, steps
+        current = build(keep_float)
+    if not steps:
+        return current, keep_float, steps
+    medians = compare_latency({"fp32": fp32, "int8": start.model, "searched": current.model}, config, feeds)
+    best = min(medians, key=medians.__getitem__)
+    summary = ", ".join(f"{name} {ms:.3f} ms" for name, ms in medians.items())
+    if best == "int8":
+        steps.append(SearchStep((), medians["searched"] / medians["int8"], f"per-group choices not faster ({summary}): plain int8 kept"))
+        return start, start_keep, [steps[-1]]
+    if best == "fp32":
+        everything = frozenset([*start.compute, *start.moving])
+        steps.append(SearchStep(tuple(start.compute), medians["int8"] / medians["fp32"], f"fp32 fastest ({summary}): everything kept float"))
+        keep_float = start_keep | everything
+        return build(keep_float), keep_float, steps
+    steps.append(SearchStep((), medians["searched"] / medians["fp32"], f"searched model fastest ({summary})"))
+    return current, keep_float, steps
 
 
 def _runs_for(model: Model, feeds: Feeds, threads: int, seconds: float) -> int:

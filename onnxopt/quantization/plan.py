@@ -53,6 +53,11 @@ class QuantPlan:
         """Quantized nodes that do arithmetic (the units kept float by accuracy or latency search)."""
         return [name for name, spec in self.specs.items() if not spec.shares_input]
 
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Each quantized tensor's range source (for plans made later with some nodes kept float)."""
+        return {name: t.source for name, t in self.tensors.items() if not t.constant}
+
     def absorbed_into(self, node_name: str) -> list[str]:
         """The activation nodes absorbed into a compute node."""
         return [a for a, producer in self.absorbed.items() if producer == node_name]
@@ -150,9 +155,14 @@ def _excluded(node: Node, config: QuantConfig, keep_float: frozenset[str] | set[
 
 
 def activation_qparams(
-    plan: QuantPlan, ranges: dict[str, tuple[float, float]], config: QuantConfig, model: Model
+    plan: QuantPlan, ranges: dict[str, tuple[float, float]], config: QuantConfig, model: Model,
+    aliases: dict[str, str] | None = None,
 ) -> dict[str, QParams]:
-    """Scale and zero point of every quantized tensor: constants from their data, others from their source's range."""
+    """Scale and zero point of every quantized tensor: constants from their data, others from their source's range.
+
+    `aliases` maps a tensor to the one whose range it may borrow when its own was not observed (a plan
+    with nodes kept float can start a data-movement group later than the calibrated plan did).
+    """
     params: dict[str, QParams] = {}
     by_source: dict[str, QParams] = {}
     for name, tensor in plan.tensors.items():
@@ -165,9 +175,10 @@ def activation_qparams(
             continue
         qp = by_source.get(tensor.source)
         if qp is None:
-            if tensor.source not in ranges:
+            source = tensor.source if tensor.source in ranges else (aliases or {}).get(tensor.source, tensor.source)
+            if source not in ranges:
                 raise KeyError(f"no calibration range for {tensor.source!r}")
-            lo, hi = ranges[tensor.source]
+            lo, hi = ranges[source]
             qp = compute_qparams(lo, hi, config.activation_type, symmetric=config.symmetric_activations)
             by_source[tensor.source] = qp
         params[name] = qp

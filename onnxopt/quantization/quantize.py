@@ -6,7 +6,7 @@ import os
 import time
 from collections import deque
 from itertools import islice
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 from onnx import helper
@@ -20,6 +20,7 @@ from onnxopt.quantization.dynamic import InsertDynamicQuantization, plan_dynamic
 from onnxopt.quantization.evaluate import Evaluator
 from onnxopt.quantization.plan import build_plan
 from onnxopt.quantization.report import QuantReport, op_counts
+from onnxopt.quantization.search import Built, search_accuracy
 from onnxopt.quantization.static import quantize_static, tensor_records
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 PREPARE_GROUPS = ("fold", "cleanup", "fuse")
 # Fusions whose result ORT cannot quantize while the decomposed form fuses into QLinearSigmoid + QLinearMul.
 NOT_QDQ_FRIENDLY = frozenset({"fuse_silu"})
+QDQ_CANONICAL = ("rewrite_sum_as_add",)
 PER_CHANNEL_OPSET = 13
 
 
@@ -35,9 +37,6 @@ class QuantizeResult(NamedTuple):
 
     model: Model
     report: QuantReport
-
-
-Build = Callable[[frozenset[str]], tuple[Model, list[str]]]
 
 
 def quantize(
@@ -73,37 +72,37 @@ def quantize(
         report.calibration_samples, report.calibration_seconds = collection.samples, collection.seconds
         ranges = collection.ranges()
 
-        def build(keep_float: frozenset[str]) -> tuple[Model, list[str]]:
+        def build(keep_float: frozenset[str]) -> Built:
             sub_plan = build_plan(model, config, keep_float)
-            return quantize_static(model, sub_plan, ranges, config)[0], sub_plan.compute_nodes
+            moving = [name for name, spec in sub_plan.specs.items() if spec.shares_input]
+            return Built(quantize_static(model, sub_plan, ranges, config, plan.aliases)[0], sub_plan.compute_nodes, moving)
     else:
-        def build(keep_float: frozenset[str]) -> tuple[Model, list[str]]:
+        def build(keep_float: frozenset[str]) -> Built:
             nodes, _ = plan_dynamic(model, config, keep_float)
             result = model.clone()
             InsertDynamicQuantization(nodes, config).call(result)
-            return result, nodes
+            return Built(result, nodes, [])
 
     held_out, overlaps = samples.held_out() if samples is not None else ([], False)
     report.holdout_samples, report.holdout_overlaps_calibration = len(held_out), overlaps
     evaluator = Evaluator(model, held_out, threads=config.threads) if held_out else None
     keep_float: frozenset[str] = frozenset()
-    quantized, units = build(keep_float)
+    current = build(keep_float)
 
     if config.target_sqnr is not None:
-        from onnxopt.quantization.search import search_accuracy
-
         if evaluator is None:
             raise OnnxoptError("--target-sqnr needs samples to measure on: give --data DIR (or calibration=...)")
-        quantized, units, keep_float, report.sqnr_steps = search_accuracy(build, quantized, units, evaluator, config.target_sqnr)
+        current, keep_float, report.sqnr_steps = search_accuracy(build, current, keep_float, evaluator, config.target_sqnr)
         report.target_sqnr = config.target_sqnr
     if config.optimize_for == "latency":
         from onnxopt.quantization.latency import search_latency
 
         feeds = held_out[0] if held_out else None
-        quantized, units, keep_float, report.latency_steps = search_latency(
-            build, model, quantized, units, keep_float, config, feeds)
+        current, keep_float, report.latency_steps = search_latency(build, model, current, keep_float, config, feeds)
+    quantized = current.model
 
-    _describe(report, model, quantized, config, keep_float, ranges if config.mode == "static" else None)
+    _describe(report, model, config, keep_float, ranges if config.mode == "static" else None,
+              plan.aliases if config.mode == "static" else {})
     if evaluator is not None:
         report.outputs = evaluator.evaluate(quantized)
     if config.latency_check:
@@ -111,7 +110,7 @@ def quantize(
 
         check = latency_check(model, quantized, config, held_out[0] if held_out else None)
         report.latency.append(check)
-        if check.ratio > 1.0:
+        if check.ratio > 1.0 and report.quantized_ops:
             report.warnings.append(
                 f"the int8 model is slower than fp32 ({check.int8_ms:.3f} ms vs {check.fp32_ms:.3f} ms, ratio {check.ratio:.2f}); "
                 "try --optimize-for latency"
@@ -145,7 +144,7 @@ def prepare(model: Model, config: QuantConfig, report: QuantReport) -> tuple[Mod
 
         import onnxopt.passes  # noqa: F401  (registers the passes)
 
-        passes = [p for g in PREPARE_GROUPS for p in group_members(g) if p not in NOT_QDQ_FRIENDLY]
+        passes = [*QDQ_CANONICAL, *(p for g in PREPARE_GROUPS for p in group_members(g) if p not in NOT_QDQ_FRIENDLY)]
         model = optimize(model, passes, inplace=True).model
     name_nodes(model)
     infer_shapes(model)
@@ -163,16 +162,16 @@ def name_nodes(model: Model) -> None:
 
 
 def _describe(
-    report: QuantReport, model: Model, quantized: Model, config: QuantConfig, keep_float: frozenset[str],
-    ranges: Mapping[str, tuple[float, float]] | None,
+    report: QuantReport, model: Model, config: QuantConfig, keep_float: frozenset[str],
+    ranges: Mapping[str, tuple[float, float]] | None, aliases: dict[str, str],
 ) -> None:
     ops: list[str]
     if config.mode == "static":
         from onnxopt.quantization.plan import activation_qparams
 
         plan = build_plan(model, config, keep_float)
-        params = activation_qparams(plan, dict(ranges or {}), config, model)
-        report.tensors = tensor_records(plan, params, ranges or {}, config)
+        params = activation_qparams(plan, dict(ranges or {}), config, model, aliases)
+        report.tensors = tensor_records(plan, params, ranges or {}, config, aliases)
         ops = [plan.op_types[name] for name in plan.specs]
         report.absorbed = list(plan.absorbed)
         report.weights = sum(len(spec.weights) for spec in plan.specs.values())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from onnxopt.ir import Model
 from onnxopt.quantization.evaluate import Evaluator
@@ -18,22 +18,31 @@ from onnxopt.quantization.report import SearchStep
 
 logger = logging.getLogger(__name__)
 
-Build = Callable[[frozenset[str]], tuple[Model, list[str]]]
+
+class Built(NamedTuple):
+    """A quantized candidate: the model, its quantized compute nodes and its quantized data-movement nodes."""
+
+    model: Model
+    compute: list[str]
+    moving: list[str]
+
+
+Build = Callable[[frozenset[str]], Built]
 
 
 def search_accuracy(
-    build: Build, quantized: Model, units: list[str], evaluator: Evaluator, target_db: float
-) -> tuple[Model, list[str], frozenset[str], list[SearchStep]]:
-    """The quantized model meeting `target_db` with the fewest nodes kept float (greedy), its units,
-    the nodes kept float and one step per measurement."""
-    sqnr = evaluator.sqnr(quantized)
+    build: Build, current: Built, keep_float: frozenset[str], evaluator: Evaluator, target_db: float
+) -> tuple[Built, frozenset[str], list[SearchStep]]:
+    """The candidate meeting `target_db` with the fewest compute nodes kept float (greedy), the nodes
+    kept float, and one step per measurement."""
+    sqnr = evaluator.sqnr(current.model)
+    units = current.compute
     if sqnr >= target_db or not units:
-        return quantized, units, frozenset(), []
-    everything = frozenset(units)
+        return current, keep_float, []
+    everything = keep_float | frozenset(units)
     noise = {}
     for unit in units:
-        alone, _ = build(everything - {unit})
-        noise[unit] = _noise(evaluator.sqnr(alone))
+        noise[unit] = _noise(evaluator.sqnr(build(everything - {unit}).model))
         logger.info("sensitivity of %s: %.1f dB alone", unit, -10 * math.log10(noise[unit]) if noise[unit] > 0 else math.inf)
     ranked = sorted(units, key=lambda u: noise[u], reverse=True)
     total = _noise(sqnr)
@@ -47,18 +56,17 @@ def search_accuracy(
         first += 1
     first = max(first, 1)
     steps: list[SearchStep] = []
-    keep: frozenset[str] = frozenset()
-    model, current = quantized, units
+    keep = keep_float
     count, previous = first, 0
     while count <= len(ranked):
-        keep = frozenset(ranked[:count])
-        model, current = build(keep)
-        sqnr = evaluator.sqnr(model)
+        keep = keep_float | frozenset(ranked[:count])
+        current = build(keep)
+        sqnr = evaluator.sqnr(current.model)
         steps.append(SearchStep(tuple(ranked[previous:count]), sqnr))
         if sqnr >= target_db:
             break
         previous, count = count, count + 1
-    return model, current, keep, steps
+    return current, keep, steps
 
 
 def _noise(sqnr_db: float) -> float:

@@ -15,12 +15,14 @@ CLEANUP = ("remove_redundant_requantize", "remove_unfusable_qdq")
 
 
 def quantize_static(
-    model: Model, plan: QuantPlan, ranges: Mapping[str, tuple[float, float]], config: QuantConfig
+    model: Model, plan: QuantPlan, ranges: Mapping[str, tuple[float, float]], config: QuantConfig,
+    aliases: Mapping[str, str] | None = None,
 ) -> tuple[Model, dict[str, QParams]]:
-    """A QDQ copy of `model` (left unchanged) and the activation parameters used."""
+    """A QDQ copy of `model` (left unchanged) and the activation parameters used (see activation_qparams
+    for `aliases`)."""
     import onnxopt.passes  # noqa: F401  (registers the clean-up passes)
 
-    params = activation_qparams(plan, dict(ranges), config, model)
+    params = activation_qparams(plan, dict(ranges), config, model, dict(aliases or {}))
     result = model.clone()
     InsertQDQ(plan, params, config).call(result)
     PassManager(list(CLEANUP), max_iterations=2).run(result)
@@ -28,13 +30,15 @@ def quantize_static(
 
 
 def tensor_records(
-    plan: QuantPlan, params: Mapping[str, QParams], ranges: Mapping[str, tuple[float, float]], config: QuantConfig
+    plan: QuantPlan, params: Mapping[str, QParams], ranges: Mapping[str, tuple[float, float]], config: QuantConfig,
+    aliases: Mapping[str, str] | None = None,
 ) -> list[TensorRecord]:
     """One record per quantized activation tensor, in plan order (constants: range of their data)."""
     records = []
     for name, tensor in plan.tensors.items():
         qp = params[name]
-        lo, hi = ranges.get(tensor.source, (float("nan"), float("nan")))
+        source = tensor.source if tensor.source in ranges else (aliases or {}).get(tensor.source, tensor.source)
+        lo, hi = ranges.get(source, (float("nan"), float("nan")))
         if tensor.constant:
             lo, hi = _range_from_params(qp, config)
         records.append(TensorRecord(name, float(lo), float(hi), float(qp.scale), int(qp.zero_point), config.activation_type))
