@@ -1,0 +1,324 @@
+"""Bad input: every mistake gives exit 2 and one or two lines on stderr naming it, and leaves no file behind.
+
+Most cases run main() in-process (capfd also catches what native code prints); Ctrl-C runs a real subprocess.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from onnxopt.cli import main
+from onnxopt.ir import load
+from onnxopt.testing import assert_same_outputs, op_histogram
+
+TINY = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[2, 4] x) => (float[2, 4] y) { t = Identity(x)  y = Relu(t) }
+"""
+
+MATMUL = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[2, 64] x) => (float[2, 64] y) { t = Identity(x)  y = MatMul(t, w) }
+"""
+
+
+def _matmul_model() -> onnx.ModelProto:
+    model = onnx.parser.parse_model(MATMUL)
+    weights = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(weights, "w"))
+    return model
+
+
+@pytest.fixture
+def work(tmp_path):
+    """A scratch directory holding tiny.onnx and matmul.onnx (with a 16 KB weight)."""
+    onnx.save(onnx.parser.parse_model(TINY), tmp_path / "tiny.onnx")
+    onnx.save(_matmul_model(), tmp_path / "matmul.onnx")
+    return tmp_path
+
+
+def _listing(directory) -> set[str]:
+    return {os.path.relpath(os.path.join(root, name), directory)
+            for root, dirs, files in os.walk(directory) for name in dirs + files}
+
+
+def cli(capfd, *args) -> tuple[int, str, str]:
+    """Run `onnxopt ARGS` in-process; returns (exit code, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code: int, err: str, *words: str) -> None:
+    """Exit 2, one or two stderr lines starting `onnxopt: error:`, no traceback, and each of `words` said."""
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert 1 <= len(lines) <= 2, err
+    assert lines[0].startswith("onnxopt: error: "), err
+    assert "Traceback" not in err and "internal error" not in err, err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
+
+
+def assert_left_as_before(directory, before: set[str]) -> None:
+    after = _listing(directory)
+    assert after == before, f"left behind: {sorted(after - before)}; removed: {sorted(before - after)}"
+    assert not [name for name in after if ".onnxopt-" in name]
+
+
+def optimize_fails(capfd, work, model, *words: str, extra=()) -> None:
+    """`optimize MODEL -o out.onnx` exits 2 naming `words` and writes nothing."""
+    before = _listing(work)
+    code, _, err = cli(capfd, "optimize", model, "-o", work / "out.onnx", *extra)
+    assert_user_error(code, err, *words)
+    assert_left_as_before(work, before)
+
+
+# ---- the input file -------------------------------------------------------------------------------------
+def test_nonexistent_path(capfd, work):
+    optimize_fails(capfd, work, work / "missing.onnx", "missing.onnx", "no such file")
+
+
+def test_directory_instead_of_file(capfd, work):
+    (work / "models").mkdir()
+    optimize_fails(capfd, work, work / "models", "is a directory")
+
+
+def test_empty_file(capfd, work):
+    (work / "empty.onnx").write_bytes(b"")
+    optimize_fails(capfd, work, work / "empty.onnx", "empty.onnx", "is empty")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
+def test_truncated_model(capfd, work, keep):
+    data = (work / "matmul.onnx").read_bytes()
+    (work / "cut.onnx").write_bytes(data[: int(len(data) * keep)])
+    optimize_fails(capfd, work, work / "cut.onnx", "cut.onnx", "not an ONNX model")
+
+
+def test_text_file_renamed_onnx(capfd, work):
+    (work / "notes.onnx").write_text("resnet50 exported on monday\nsee the wiki for details\n")
+    optimize_fails(capfd, work, work / "notes.onnx", "notes.onnx", "not an ONNX model")
+
+
+@pytest.mark.parametrize("kind", ["tensor", "graph"])
+def test_protobuf_that_is_not_a_model(capfd, work, kind):
+    message = (numpy_helper.from_array(np.arange(6, dtype=np.float32), "t") if kind == "tensor"
+               else onnx.parser.parse_model(TINY).graph)
+    (work / f"{kind}.onnx").write_bytes(message.SerializeToString())
+    optimize_fails(capfd, work, work / f"{kind}.onnx", f"{kind}.onnx", "not an ONNX model")
+
+
+def _unknown_op_model(work):
+    model = onnx.parser.parse_model(TINY)
+    model.graph.node[1].op_type = "Relux"  # no such op in the default domain
+    onnx.save(model, work / "unknown_op.onnx")
+    return work / "unknown_op.onnx"
+
+
+def test_model_failing_the_checker_stops_with_its_reason(capfd, work):
+    optimize_fails(capfd, work, _unknown_op_model(work), "onnx.checker", "No Op registered for Relux", "--no-check")
+
+
+def test_model_failing_the_checker_goes_through_with_no_check(capfd, work):
+    code, _, err = cli(capfd, "optimize", _unknown_op_model(work), "-o", work / "out.onnx", "--no-check")
+    assert code == 0, err
+    result = onnx.load(work / "out.onnx")
+    assert [node.op_type for node in result.graph.node] == ["Relux"]  # the Identity went, the unknown op stayed
+
+
+def test_missing_external_data_file(capfd, work):
+    onnx.save(_matmul_model(), work / "ext.onnx", save_as_external_data=True, location="ext.weights",
+              size_threshold=0)
+    os.remove(work / "ext.weights")
+    optimize_fails(capfd, work, work / "ext.onnx", "ext.weights", "missing")
+
+
+@pytest.mark.parametrize("opset, words", [(5, ("opset 5", "--target-opset")), (99, ("opset 99", "upgrade onnx"))])
+def test_opset_out_of_range(capfd, work, opset, words):
+    model = onnx.parser.parse_model(TINY.replace('"" : 17', f'"" : {opset}'))
+    onnx.save(model, work / "opset.onnx")
+    optimize_fails(capfd, work, work / "opset.onnx", *words)
+
+
+def test_old_opset_converts_when_asked(capfd, work):
+    onnx.save(onnx.parser.parse_model(TINY.replace('"" : 17', '"" : 6')), work / "old.onnx")
+    code, _, err = cli(capfd, "optimize", work / "old.onnx", "-o", work / "out.onnx", "--target-opset", "13")
+    assert code == 0, err
+    assert onnx.load(work / "out.onnx").opset_import[0].version == 13
+
+
+def test_unknown_pass_name(capfd, work):
+    optimize_fails(capfd, work, work / "tiny.onnx", "unknown pass 'fold_everything'", "onnxopt passes",
+                   extra=("--passes", "fold,fold_everything"))
+
+
+# ---- the output ----------------------------------------------------------------------------------------
+def test_output_into_missing_directory(capfd, work):
+    before = _listing(work)
+    code, _, err = cli(capfd, "optimize", work / "tiny.onnx", "-o", work / "no" / "such" / "out.onnx")
+    assert_user_error(code, err, "does not exist")
+    assert_left_as_before(work, before)
+
+
+def test_output_whose_parent_is_a_file(capfd, work):
+    before = _listing(work)
+    code, _, err = cli(capfd, "optimize", work / "tiny.onnx", "-o", work / "tiny.onnx" / "out.onnx")
+    assert_user_error(code, err, "is a file, not a directory")
+    assert_left_as_before(work, before)
+    assert onnx.load(work / "tiny.onnx").graph.node[0].op_type == "Identity"
+
+
+def test_output_unwritable(capfd, work):
+    if os.geteuid() == 0:  # root writes through permission bits: use a filesystem that takes no new files
+        target = "/proc/onnxopt-bad-input-test.onnx"
+        watched = None
+    else:
+        locked = work / "locked"
+        locked.mkdir()
+        os.chmod(locked, 0o555)
+        target, watched = locked / "out.onnx", locked
+    before = _listing(work)
+    try:
+        code, _, err = cli(capfd, "optimize", work / "tiny.onnx", "-o", target)
+    finally:
+        if watched is not None:
+            os.chmod(watched, 0o755)
+    assert_user_error(code, err, "cannot write", str(target))
+    assert_left_as_before(work, before)
+    assert not os.path.exists(target)
+
+
+def test_output_that_is_a_pipe_is_not_replaced(capfd, work):
+    os.mkfifo(work / "pipe.onnx")
+    before = _listing(work)
+    code, _, err = cli(capfd, "optimize", work / "tiny.onnx", "-o", work / "pipe.onnx")
+    assert_user_error(code, err, "not a regular file")
+    assert_left_as_before(work, before)
+    assert not os.path.isfile(work / "pipe.onnx")
+
+
+def test_output_equal_to_input_is_replaced_atomically(capfd, work):
+    path = work / "matmul.onnx"
+    original = path.read_bytes()
+    inode = os.stat(path).st_ino
+    code, _, err = cli(capfd, "optimize", path, "-o", path)
+    assert code == 0, err
+    assert os.stat(path).st_ino != inode  # a new file renamed over the old one, not a rewrite in place
+    assert _listing(work) == {"tiny.onnx", "matmul.onnx"}
+    assert op_histogram(load(path))["Identity"] == 0
+    assert_same_outputs(original, str(path))
+
+
+def test_output_equal_to_input_with_external_data(capfd, work):
+    path = work / "ext.onnx"
+    onnx.save(_matmul_model(), path, save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    original = onnx.load(path)
+    for _ in range(2):  # the second run reads the weights from the very file it replaces
+        code, _, err = cli(capfd, "optimize", path, "-o", path)
+        assert code == 0, err
+    assert _listing(work) == {"tiny.onnx", "matmul.onnx", "ext.onnx", "ext.onnx.data"}
+    assert_same_outputs(original.SerializeToString(), str(path))
+
+
+# ---- what the passes must leave alone ------------------------------------------------------------------
+CUSTOM = """
+<ir_version: 8, opset_import: ["" : 17, "com.microsoft" : 1]>
+g (float[2, 8] x) => (float[2, 8] y) {
+    t = Identity(x)
+    s = Constant<value = float[1] {2.0}>()
+    u = Mul(s, s)
+    v = com.microsoft.Gelu(t)
+    m = com.microsoft.FusedMatMul<alpha = 0.5, transB = 1>(v, w)
+    y = Mul(m, u)
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["onnx", "ort"])
+def test_custom_domain_ops_are_left_alone_and_still_run(capfd, work, target):
+    model = onnx.parser.parse_model(CUSTOM)
+    weights = np.random.default_rng(1).standard_normal((8, 8)).astype(np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(weights, "w"))
+    onnx.save(model, work / "custom.onnx")
+    code, _, err = cli(capfd, "optimize", work / "custom.onnx", "-o", work / "out.onnx", "--target", target)
+    assert code == 0, err
+    histogram = op_histogram(load(work / "out.onnx"))
+    assert histogram["com.microsoft::Gelu"] == 1 and histogram["com.microsoft::FusedMatMul"] == 1
+    assert histogram["Identity"] == 0  # the standard ops around them were still optimized
+    onnx.checker.check_model(onnx.load(work / "out.onnx"))
+    assert_same_outputs(str(work / "custom.onnx"), str(work / "out.onnx"))
+
+
+# ---- input data (onnxopt bench --data: the loader calibration uses; `quantize` is not in the CLI yet) ------
+def _data_dir(work, name: str, files: dict[str, np.ndarray | dict]) -> str:
+    directory = work / name
+    directory.mkdir()
+    for file, value in files.items():
+        if file.endswith(".npz"):
+            np.savez(directory / file, **value)
+        else:
+            np.save(directory / file, value)
+    return directory
+
+
+def _nan_sample() -> np.ndarray:
+    sample = np.zeros((2, 4), np.float32)
+    sample[1, 2] = np.nan
+    return sample
+
+
+@pytest.mark.parametrize(
+    "name, files, words",
+    [
+        ("empty", {}, ("empty", "is empty")),
+        ("mixed", {"a.npy": np.zeros((2, 4), np.float32), "b.npz": {"x": np.zeros((2, 4), np.float32)}},
+         ("mixed", "mixed calibration data layouts")),
+        ("shape", {"s0.npy": np.zeros((3, 5), np.float32)}, ("s0.npy", "expected shape [2, 4]", "[3, 5]")),
+        ("dtype", {"s0.npy": np.zeros((2, 4), np.float64)}, ("s0.npy", "expected dtype float32", "float64")),
+        ("nan", {"s0.npy": _nan_sample()}, ("s0.npy", "NaN")),
+    ],
+)
+def test_bad_benchmark_data(capfd, work, name, files, words):
+    data = _data_dir(work, name, files)
+    before = _listing(work)
+    code, _, err = cli(capfd, "-q", "bench", work / "tiny.onnx", "--runs", "3", "--warmup", "0", "--data", data,
+                       "--report", work / "report.json")
+    assert_user_error(code, err, *words)
+    assert_left_as_before(work, before)
+
+
+# ---- Ctrl-C --------------------------------------------------------------------------------------------
+READY = "import sys, onnxopt.cli; print('ready', flush=True); sys.exit(onnxopt.cli.main(sys.argv[1:]))"
+
+
+def test_ctrl_c_during_benchmark_exits_130_and_writes_no_report(work):
+    report = work / "report.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", READY, "bench", str(work / "matmul.onnx"), "--runs", "10000000", "--warmup", "0",
+         "--report", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(2.0)  # inside main(): loading onnxruntime, building the session or timing runs
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
+    assert not report.exists()
+    assert_left_as_before(work, {"tiny.onnx", "matmul.onnx"})
