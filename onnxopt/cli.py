@@ -169,6 +169,69 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_quantize(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quantize", help="quantize to int8: static QDQ from calibration data, or dynamic")
+    p.add_argument("model", help="input .onnx file (never modified unless -o names it)")
+    p.add_argument("-o", "--output", required=True, help="output .onnx file (written atomically)")
+    p.add_argument("--mode", choices=("static", "dynamic"), default="static",
+                   help="static: calibrated QDQ (needs --data); dynamic: int8 MatMul/Gemm weights, activations at run time")
+    p.add_argument("--data", metavar="DIR", help="calibration samples: *.npy, *.npz, test_data_set_*/ or images")
+    p.add_argument("--method", choices=("minmax", "entropy", "percentile", "mse"), default="minmax",
+                   help="how activation ranges are calibrated (default minmax)")
+    p.add_argument("--samples", type=int, metavar="N", help="use at most N calibration samples (default: all)")
+    p.add_argument("--holdout", type=int, default=8, metavar="N",
+                   help="held-out samples for the accuracy report and --target-sqnr (default 8)")
+    p.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
+    p.add_argument("--activation-type", choices=("uint8", "int8"), default="uint8",
+                   help="activation type (default uint8: the fast U8×S8 path on x86)")
+    p.add_argument("--symmetric-activations", action="store_true", help="zero point at the centre of the activation range")
+    p.add_argument("--reduce-range", action="store_true", help="7-bit weights, for CPUs without VNNI")
+    p.add_argument("--exclude-nodes", metavar="A,B", help="node names to keep float")
+    p.add_argument("--exclude-ops", metavar="OP,..", help="op types to keep float")
+    p.add_argument("--include-ops", metavar="OP,..", help="quantize only these op types")
+    p.add_argument("--target-sqnr", type=float, metavar="DB",
+                   help="keep the most sensitive nodes float until the output SQNR reaches DB")
+    p.add_argument("--optimize-for", choices=("latency",), help="keep node groups float where int8 is not faster")
+    p.add_argument("--no-latency-check", action="store_true", help="skip the final fp32 vs int8 timing")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads for the latency measurements (0: ORT default)")
+    p.add_argument("--no-prepare", action="store_true", help="do not fold/clean up/fuse before quantizing")
+    p.add_argument("--report", metavar="FILE", help="write the report: .json, or text for any other suffix")
+    p.add_argument("--external-data", action="store_true", default=None, help="store weights in a .data file beside the output")
+    images = p.add_argument_group("image preprocessing (image directories; overrides preprocess.toml)")
+    images.add_argument("--size", metavar="H,W", help="resize to HEIGHT,WIDTH (default: the model's input size)")
+    images.add_argument("--layout", choices=("NCHW", "NHWC"), help="default: guessed from the model input")
+    images.add_argument("--channel-order", choices=("RGB", "BGR"))
+    images.add_argument("--scale", metavar="S", help="pixel multiplier before mean/std, e.g. 1/255")
+    images.add_argument("--mean", metavar="M,..", help="per-channel mean subtracted after scaling")
+    images.add_argument("--std", metavar="S,..", help="per-channel std divided by after the mean")
+    p.set_defaults(run=_run_quantize)
+
+
+def _run_quantize(args: argparse.Namespace) -> int:
+    from onnxopt import quantize, save
+    from onnxopt.calibration.images import Preprocess
+
+    image_flags = {"size": args.size, "layout": args.layout, "channel_order": args.channel_order, "scale": args.scale,
+                   "mean": args.mean, "std": args.std}
+    preprocess = None
+    if args.data and any(v is not None for v in image_flags.values()):
+        preprocess = Preprocess.for_directory(args.data).with_values(**image_flags)
+    model, report = quantize(
+        args.model, args.data, preprocess=preprocess, mode=args.mode, method=args.method, samples=args.samples,
+        holdout=args.holdout, per_channel=not args.per_tensor, activation_type=args.activation_type,
+        symmetric_activations=args.symmetric_activations, reduce_range=args.reduce_range,
+        exclude_nodes=args.exclude_nodes or (), exclude_ops=args.exclude_ops or (), include_ops=args.include_ops,
+        target_sqnr=args.target_sqnr, optimize_for=args.optimize_for, latency_check=not args.no_latency_check,
+        threads=args.threads, prepare=not args.no_prepare, progress=False if args.quiet else None,
+    )
+    save(model, args.output, external_data=args.external_data)
+    if args.report:
+        report.save(args.report)
+    if not args.quiet:
+        print(report.to_text(max_tensors=0))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from onnxopt import __version__
@@ -178,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_optimize, _add_passes, _add_inspect, _add_bench, _add_demo):
+    for add in (_add_optimize, _add_passes, _add_inspect, _add_bench, _add_demo, _add_quantize):
         add(sub)
     return parser
 
