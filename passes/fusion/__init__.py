@@ -41,3 +41,4 @@ from onnxopt.passes.fusion import fuse_hard_sigmoid  # noqa: F401,E402  (registe
 from onnxopt.passes.fusion import fuse_silu  # noqa: F401,E402  (registers fuse_silu)
 from onnxopt.passes.fusion import fuse_mish  # noqa: F401,E402  (registers fuse_mish)
 from onnxopt.passes.fusion import fuse_conv_activation  # noqa: F401,E402  (registers fuse_conv_activation)
+from onnxopt.passes.fusion import fuse_attention  # noqa: F401,E402  (registers fuse_attention)

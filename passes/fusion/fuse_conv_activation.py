@@ -35,7 +35,7 @@ class FuseConvActivation(Rule):
 
 
 class FuseConvAddActivation(Rule):
-    """Act(Add(Conv(x, W, B), z)) with z of the Conv output's static shape → com.microsoft FusedConv(x, W, B, z)."""
+    """Act(Add(Conv(x, W, B), z)) (or Sum) with z of the Conv output's static shape → FusedConv(x, W, B, z)."""
 
     name = "fuse_conv_add_activation"
     requires_ort = True
@@ -44,7 +44,8 @@ class FuseConvAddActivation(Rule):
 
     def pattern(self, op, x, w, b, z, low, high):
         conv = op.Conv(x, w, b, _optional=1)
-        return op.node(ACTIVATIONS, op.Add(conv, z, _commute=True), low, high, _optional=2, _name="activation")
+        residual = op.node(("Add", "Sum"), conv, z, _commute=True, _name="residual")
+        return op.node(ACTIVATIONS, residual, low, high, _optional=2, _name="activation")
 
     def check(self, m):
         reason = float_type_reason(m["x"], ORT_TYPES)

@@ -6,7 +6,7 @@ root's outputs, so the pre-norm layout (the sum is also the next residual) is le
 """
 from __future__ import annotations
 
-from onnxopt.passes.fusion._decomposed import ORT_TYPES, float_type_reason, negative_axis
+from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, negative_axis
 from onnxopt.rewrite import Rule, rule_pass
 
 MS = "com.microsoft"
@@ -29,6 +29,28 @@ class FuseSkipLayerNorm(Rule):
 
     def rewrite(self, op, m):
         inputs = [m["x"], m["skip"], m["gamma"]] + ([m["beta"]] if m["beta"] is not None else [])
+        return op.SkipLayerNormalization(*inputs, epsilon=float(m.root.attr("epsilon", 1e-5)), _domain=MS)
+
+
+class FuseSkipLayerNormBias(FuseSkipLayerNorm):
+    """LayerNormalization(Add(Add(x, b), skip), γ, β), b a constant vector → SkipLayerNormalization(x, skip, γ, β, b)."""
+
+    name = "fuse_skip_layer_norm_bias"
+
+    def pattern(self, op, x, b, skip, gamma, beta):
+        biased = op.Add(x, b, _commute=True, _name="bias")
+        return op.LayerNormalization(op.Add(biased, skip, _commute=True), gamma, beta, _optional=1, _name="norm")
+
+    def check(self, m):
+        reason = skip_norm_reason(m)
+        if not reason:
+            bias, x = constant(m["b"]), m["x"]
+            if bias is None or bias.ndim != 1 or bias.shape[0] != x.shape[-1] or constant(x) is not None:
+                reason = f"{m['b'].name!r} is not a constant vector over the hidden dim"
+        return m.fail(reason) if reason else True
+
+    def rewrite(self, op, m):
+        inputs = [m["x"], m["skip"], m["gamma"], m["beta"], m["b"]]
         return op.SkipLayerNormalization(*inputs, epsilon=float(m.root.attr("epsilon", 1e-5)), _domain=MS)
 
 
@@ -74,7 +96,7 @@ def skip_norm_reason(m) -> str:
     return ""
 
 
-rule_pass((FuseSkipLayerNorm, FuseSkipSimplifiedLayerNorm), name="fuse_skip_layer_norm").__doc__ = (
+rule_pass((FuseSkipLayerNormBias, FuseSkipLayerNorm, FuseSkipSimplifiedLayerNorm), name="fuse_skip_layer_norm").__doc__ = (
     "Add + LayerNormalization (or RMS normalization) → com.microsoft SkipLayerNormalization "
     "(SkipSimplifiedLayerNormalization) (--target ort)."
 )

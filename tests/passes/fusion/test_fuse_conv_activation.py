@@ -40,9 +40,10 @@ def test_clip_with_attributes_and_without_bias():
                  {"com.microsoft::FusedConv": 1}, target="ort")
 
 
+@pytest.mark.parametrize("residual", ["s = Add(z, c)", "s = Sum(c, z)"])
 @pytest.mark.parametrize("conv_inputs", ["x, w, b", "x, w"])
-def test_residual_add_becomes_the_sum_input(conv_inputs):
-    text = conv("y = Relu(s)", conv_inputs=conv_inputs, extra="s = Add(z, c)", inputs=", float[1,6,4,4] z")
+def test_residual_add_becomes_the_sum_input(conv_inputs, residual):
+    text = conv("y = Relu(s)", conv_inputs=conv_inputs, extra=residual, inputs=", float[1,6,4,4] z")
     model = assert_fuses(RULE, text, INITS, {"com.microsoft::FusedConv": 1}, target="ort")
     assert next(iter(model.graph)).inputs[-1].name == "z"
 

@@ -32,6 +32,14 @@ def test_fuses(shape):
     assert abs(next(iter(model.graph)).attr("epsilon") - 1e-5) < 1e-12
 
 
+@pytest.mark.parametrize("residual", ["s = Add(skip, xb)", "s = Add(xb, skip)"])
+def test_projection_bias_is_taken_in(residual):
+    text = skip_norm().replace("s = Add(x, skip)", f"xb = Add(b, x)\n      {residual}")
+    model = assert_fuses(RULE, text, {**INITS, "b": INITS["beta"][::-1].copy()},
+                         {"com.microsoft::SkipLayerNormalization": 1}, target="ort")
+    assert [v.name for v in next(iter(model.graph)).inputs] == ["x", "skip", "gamma", "beta", "b"]
+
+
 def test_without_bias():
     assert_fuses(RULE, skip_norm("y = LayerNormalization(s, gamma)"), INITS,
                  {"com.microsoft::SkipLayerNormalization": 1}, target="ort")

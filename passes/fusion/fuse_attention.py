@@ -1,0 +1,178 @@
+"""Multi-head scaled dot-product attention as exporters decompose it → com.microsoft MultiHeadAttention (--target ort).
+
+The subgraph from the projected query/key/value ([batch, sequence, hidden]) to the merged context: reshape to heads,
+transpose, Q·Kᵀ, scale, optional additive mask, Softmax, ·V, transpose and reshape back. The head count and sizes
+come from inferred static shapes, never from the Reshape targets, so a dynamic batch or sequence is fine.
+The scale is applied to the scores (Div or Mul) or, as torch's SDPA export does, as √scale on Q and on Kᵀ.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, scalar
+from onnxopt.rewrite import Rule, rule_pass
+
+MS = "com.microsoft"
+HEADS_PERM = [0, 2, 1, 3]  # [B, S, N, H] ↔ [B, N, S, H]
+KEY_PERM = [0, 2, 3, 1]  # [B, L, N, H] → [B, N, H, L], as consecutive transposes merge
+
+
+class FuseAttention(Rule):
+    """Reshape(Transpose(Softmax(Q·Kᵀ / c + mask) · V)) over heads → com.microsoft MultiHeadAttention(q, k, v)."""
+
+    name = "fuse_attention"
+    requires_ort = True
+    needs_shapes = True
+    domain_opsets = {MS: 1}
+    split_scale = False
+    masked = True
+
+    def pattern(self, op, q, k, v, q_shape, k_shape, v_shape, c, cq, ck, mask, out_shape):
+        qh = op.Transpose(op.Reshape(q, q_shape, _name="q_heads"), _name="q_perm")
+        kh = op.Transpose(op.Reshape(k, k_shape, _name="k_heads"), _name="k_perm")
+        vh = op.Transpose(op.Reshape(v, v_shape, _name="v_heads"), _name="v_perm")
+        if self.split_scale:
+            scores = op.MatMul(op.Mul(qh, cq, _commute=True, _name="q_scale"),
+                               op.Mul(kh, ck, _commute=True, _name="k_scale"))
+        else:
+            scores = op.node(("Div", "Mul"), op.MatMul(qh, kh, _name="qk"), c, _commute=True, _name="scale")
+        if self.masked:
+            scores = op.Add(scores, mask, _commute=True, _name="mask")
+        context = op.MatMul(op.Softmax(scores), vh, _name="pv")
+        return op.Reshape(op.Transpose(context, _name="context_perm"), out_shape, _name="merge_heads")
+
+    def check(self, m):
+        reason = float_type_reason(m["q"], ORT_TYPES) or _perm_reason(m) or _softmax_reason(m)
+        if reason:
+            return m.fail(reason)
+        heads = _heads(m)
+        if isinstance(heads, str):
+            return m.fail(heads)
+        if _scale(m, self.split_scale) is None:
+            return m.fail("the scale is not a positive constant scalar")
+        expansion = _mask_expansion(m, heads) if self.masked else None
+        return m.fail(expansion) if isinstance(expansion, str) else True
+
+    def rewrite(self, op, m):
+        heads = _heads(m)
+        inputs = [m["q"], m["k"], m["v"]]
+        if self.masked:
+            inputs += [None, None, _attention_bias(op, m, heads)]  # bias and key_padding_mask absent
+        return op.MultiHeadAttention(*inputs, num_heads=heads[0], scale=_scale(m, self.split_scale), _domain=MS)
+
+
+def _attention_bias(op, m, heads: tuple[int, int, int]):
+    """The additive mask as MultiHeadAttention's [batch|1, heads|1, S, L] attention_bias.
+
+    A constant mask is broadcast into a new initializer; any other gets an Expand.
+    """
+    mask, data = m["mask"], constant(m["mask"])
+    expansion = _mask_expansion(m, heads)
+    if expansion is None:
+        return mask
+    if data is None:
+        return op.Expand(mask, op.const(np.array(expansion, np.int64), name="attention_bias_shape"))
+    padded = data.reshape((1,) * (4 - data.ndim) + data.shape)
+    full = np.broadcast_to(padded, np.broadcast_shapes(padded.shape, tuple(expansion)))
+    return op.const(np.ascontiguousarray(full), name=mask.name)
+
+
+def _variants() -> list[type[Rule]]:
+    rules: list[type[Rule]] = []
+    for split in (False, True):
+        for masked in (True, False):
+            if not split and masked:
+                rules.append(FuseAttention)
+                continue
+            name = "fuse_attention" + ("_split_scale" if split else "") + ("" if masked else "_unmasked")
+            doc = f"{FuseAttention.__doc__.splitlines()[0]} ({'√scale on Q and Kᵀ' if split else 'scaled scores'}, " \
+                  f"{'with' if masked else 'without'} mask)"
+            rules.append(type(name.title().replace("_", ""), (FuseAttention,), {
+                "name": name, "split_scale": split, "masked": masked, "__doc__": doc, "__module__": __name__,
+            }))
+    return rules
+
+
+def _perm_reason(m) -> str:
+    for label, perm in (("q_perm", HEADS_PERM), ("k_perm", KEY_PERM), ("v_perm", HEADS_PERM),
+                        ("context_perm", HEADS_PERM)):
+        if list(m.node(label).attr("perm") or []) != perm:
+            return f"the {label.split('_')[0]} Transpose has perm {m.node(label).attr('perm')}, not {perm}"
+    return ""
+
+
+def _softmax_reason(m) -> str:
+    softmax = m.node("Softmax")
+    axis = softmax.attr("axis", -1 if m.opset >= 13 else 1)
+    return "" if axis in (-1, 3) else f"the Softmax is over axis {axis}, not the last"
+
+
+def _same(a, b) -> bool:
+    """Two dims are known equal: the same int, or the same symbolic name."""
+    return a is not None and a == b
+
+
+def _heads(m) -> tuple[int, int, int] | str:
+    """(heads, head size of Q/K, head size of V) from static inferred shapes, or the reason they are not known."""
+    q, k, v = m["q"].shape, m["k"].shape, m["v"].shape
+    split = {name: m.node(f"{name}_heads").outputs[0].shape for name in "qkv"}
+    if any(s is None or len(s) != 3 for s in (q, k, v)) or any(s is None or len(s) != 4 for s in split.values()):
+        return "the query/key/value are not known to be [batch, sequence, hidden] split into [.., heads, size]"
+    for name, source in zip("qkv", (q, k, v)):
+        shaped = split[name]
+        if not (_same(shaped[0], source[0]) and _same(shaped[1], source[1])):
+            return f"the {name} Reshape does not keep the batch and sequence dims"
+        if not all(isinstance(d, int) for d in (*shaped[2:], source[2])) or shaped[2] * shaped[3] != source[2]:
+            return f"the {name} Reshape does not split a static hidden size into static heads"
+    heads, size, v_size = split["q"][2], split["q"][3], split["v"][3]
+    if split["k"][2:] != (heads, size) or split["v"][2] != heads:
+        return "the query, key and value are split into different heads"
+    if not (_same(k[0], q[0]) and _same(v[0], q[0]) and _same(v[1], k[1])):
+        return "the query, key and value batch/sequence dims are not known to match"
+    merged = m.root.outputs[0].shape
+    if merged is None or len(merged) != 3 or not (_same(merged[0], q[0]) and _same(merged[1], q[1])) \
+            or merged[2] != heads * v_size:
+        return "the final Reshape does not merge the heads back into [batch, sequence, hidden]"
+    return heads, size, v_size
+
+
+def _scale(m, split: bool) -> float | None:
+    """The softmax scale: c·c' for √scale on Q and Kᵀ, 1/c for Div(scores, c), c for Mul; None unless positive."""
+    if split:
+        cq, ck = scalar(m["cq"], m.node("q_perm").outputs[0]), scalar(m["ck"], m.node("k_perm").outputs[0])
+        value = None if cq is None or ck is None else cq * ck
+    else:
+        node = m.node("scale")
+        scores = m.node("qk").outputs[0]
+        c = scalar(m["c"], scores)
+        if c is None or c == 0 or node.op_type == "Div" and node.inputs[0] is not scores:
+            return None
+        value = 1 / c if node.op_type == "Div" else c
+    return value if value is not None and value > 0 else None
+
+
+def _mask_expansion(m, heads: tuple[int, int, int]) -> list[int] | None | str:
+    """The Expand target that makes the additive mask [batch|1, heads|1, S, L] as MultiHeadAttention reads it.
+
+    None when the mask already has that shape; the reason when it cannot be given that shape.
+    """
+    mask, q, k = m["mask"].shape, m["q"].shape, m["k"].shape
+    if mask is None or len(mask) > 4:
+        return "the mask's shape is unknown or of rank above 4"
+    dims = (1,) * (4 - len(mask)) + tuple(mask)
+    batch, length, key_length = q[0], q[1], k[1]
+    if not (dims[0] == 1 or _same(dims[0], batch)) or dims[1] not in (1, heads[0]):
+        return f"the mask's shape {list(mask)} does not broadcast per batch and head"
+    if not _same(dims[3], key_length):
+        return f"the mask's last dim {dims[3]} is not known to be the key length {key_length}"
+    if _same(dims[2], length):
+        return None if len(mask) == 4 else [1, 1, 1, 1]
+    if dims[2] != 1 or not isinstance(length, int):
+        return f"the mask's shape {list(mask)} does not broadcast over a static query length"
+    return [1, 1, length, 1]
+
+
+ATTENTION_RULES = tuple(_variants())
+rule_pass(ATTENTION_RULES, name="fuse_attention").__doc__ = (
+    "Decomposed multi-head attention → com.microsoft MultiHeadAttention (--target ort)."
+)

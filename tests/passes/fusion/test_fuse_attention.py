@@ -1,0 +1,171 @@
+"""fuse_attention: decomposed multi-head attention → com.microsoft MultiHeadAttention (--target ort)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from target_fusion_testing import assert_declines, assert_fuses, scalar
+
+RULE = "fuse_attention"
+RNG = np.random.default_rng(13)
+HEADS, SIZE = 4, 8
+HIDDEN = HEADS * SIZE
+INITS = {
+    "wq": RNG.uniform(-0.3, 0.3, (HIDDEN, HIDDEN)).astype(np.float32),
+    "wk": RNG.uniform(-0.3, 0.3, (HIDDEN, HIDDEN)).astype(np.float32),
+    "wv": RNG.uniform(-0.3, 0.3, (HIDDEN, HIDDEN)).astype(np.float32),
+    "bq": RNG.uniform(-0.1, 0.1, HIDDEN).astype(np.float32),
+    "split": np.array([0, 0, HEADS, SIZE], np.int64), "merge": np.array([0, 0, HIDDEN], np.int64),
+    "c": scalar(math.sqrt(SIZE)), "rc": scalar(1 / math.sqrt(SIZE)), "rrc": scalar(SIZE ** -0.25),
+    "causal": np.triu(np.full((5, 5), -1e4, np.float32), 1),
+}
+SCALES = {
+    "div": "s = Div(qk, c)",
+    "mul": "s = Mul(rc, qk)",
+    "split": "qs = Mul(qh, rrc)\n      ks = Mul(kh, rrc)\n      s = MatMul(qs, ks)",
+}
+
+
+def attention(scale="div", mask="m = Add(s, mask)", batch="B", length="5", mask_type="float[B,1,1,5] mask",
+              k_perm="[0,2,3,1]", softmax="p = Softmax<axis=-1>(m)", outputs=f"float[B,5,{HIDDEN}] y"):
+    """BERT self-attention as torch exports it (HF eager attention, consecutive Transposes of K merged)."""
+    qk = "" if scale == "split" else "qk = MatMul(qh, kh)"
+    softmax = softmax if mask else softmax.replace("(m)", "(s)")
+    inputs = f"float[{batch},{length},{HIDDEN}] x" + (f", {mask_type}" if mask and "mask)" in mask else "")
+    return f"""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g ({inputs}) => ({outputs}) {{
+      q0 = MatMul(x, wq)
+      q = Add(q0, bq)
+      k = MatMul(x, wk)
+      v = MatMul(x, wv)
+      qr = Reshape(q, split)
+      qh = Transpose<perm=[0,2,1,3]>(qr)
+      kr = Reshape(k, split)
+      kh = Transpose<perm={k_perm}>(kr)
+      vr = Reshape(v, split)
+      vh = Transpose<perm=[0,2,1,3]>(vr)
+      {qk}
+      {SCALES[scale]}
+      {mask}
+      {softmax}
+      ctx = MatMul(p, vh)
+      ct = Transpose<perm=[0,2,1,3]>(ctx)
+      y = Reshape(ct, merge)
+    }}""".replace("float[B,", f"float[{batch},")
+
+
+def feeds(batch=2, mask_shape=(2, 1, 1, 5)):
+    x = RNG.standard_normal((batch, 5, HIDDEN)).astype(np.float32)
+    mask = np.where(RNG.random(mask_shape) < 0.3, -1e4, 0.0).astype(np.float32)
+    return {"x": x, "mask": mask}
+
+
+AFTER = {"MatMul": 3, "Add": 1, "com.microsoft::MultiHeadAttention": 1}
+
+
+@pytest.mark.parametrize("scale", list(SCALES))
+def test_bert_self_attention_with_padding_mask(scale):
+    model = assert_fuses(RULE, attention(scale), INITS, {**AFTER, "Expand": 1}, target="ort", feeds=feeds())
+    mha = next(n for n in model.graph if n.op_type == "MultiHeadAttention")
+    assert mha.attr("num_heads") == HEADS and abs(mha.attr("scale") - 1 / math.sqrt(SIZE)) < 1e-6
+
+
+def test_without_mask_and_static_batch():
+    model = assert_fuses(RULE, attention(mask="", batch="2"), INITS, AFTER, target="ort")
+    assert len(next(n for n in model.graph if n.op_type == "MultiHeadAttention").inputs) == 3
+
+
+def test_constant_causal_mask_becomes_a_four_dim_attention_bias():
+    text = attention(mask="m = Add(s, causal)")
+    model = assert_fuses(RULE, text, INITS, AFTER, target="ort", feeds={"x": feeds()["x"]})
+    mha = next(n for n in model.graph if n.op_type == "MultiHeadAttention")
+    np.testing.assert_array_equal(mha.inputs[5].numpy(), INITS["causal"].reshape(1, 1, 5, 5))
+
+
+@pytest.mark.parametrize("text, reason, target", [
+    (attention(), "needs --target ort", "onnx"),
+    (attention(k_perm="[0,2,1,3]"), "the k Transpose has perm [0, 2, 1, 3], not [0, 2, 3, 1]", "ort"),
+    (attention(softmax="p = Softmax<axis=2>(m)"), "the Softmax is over axis 2, not the last", "ort"),
+    (attention(length="S", mask_type="float[B,1,1,S] mask").replace("float[B,5,32] y", "float[B,S,32] y"),
+     "does not broadcast over a static query length", "ort"),
+    (attention(mask_type="float[B,1,5,1] mask"), "is not known to be the key length", "ort"),
+    (attention(outputs="float[B,5,32] y, float[B,4,5,5] p"), "its output 'p' is a graph output", "ort"),
+])
+def test_declines(text, reason, target):
+    assert_declines(RULE, text, INITS, reason, target=target)
+
+
+def test_wrong_scale_sign_declines():
+    assert_declines(RULE, attention(), {**INITS, "c": scalar(-2.0)}, "the scale is not a positive constant", "ort")
+
+
+def bert_layer(opset=17):
+    """One post-norm BERT encoder layer as torch exports it at opset < 17 (LayerNorm and GELU decomposed)."""
+    def layer_norm(x, out, tag):
+        return f"""
+      {tag}mean = ReduceMean<axes=[-1]>({x})
+      {tag}d = Sub({x}, {tag}mean)
+      {tag}sq = Pow({tag}d, two)
+      {tag}var = ReduceMean<axes=[-1]>({tag}sq)
+      {tag}ve = Add({tag}var, eps)
+      {tag}std = Sqrt({tag}ve)
+      {tag}n = Div({tag}d, {tag}std)
+      {tag}g = Mul({tag}n, gamma)
+      {out} = Add({tag}g, beta)"""
+    block = attention().split("{", 1)[1].rsplit("}", 1)[0].replace("y = Reshape(ct, merge)", "a = Reshape(ct, merge)")
+    return f"""
+    <ir_version: 8, opset_import: ["" : {opset}]>
+    g (float[B,5,{HIDDEN}] x, float[B,1,1,5] mask) => (float[B,5,{HIDDEN}] y) {{
+      {block}
+      o0 = MatMul(a, wo)
+      o = Add(o0, bo)
+      r1 = Add(o, x)
+      {layer_norm("r1", "h", "ln1_")}
+      f0 = MatMul(h, w1)
+      f = Add(f0, b1)
+      u = Div(f, sqrt2)
+      e = Erf(u)
+      e1 = Add(e, one)
+      fe = Mul(f, e1)
+      act = Mul(fe, half)
+      f2 = MatMul(act, w2)
+      f3 = Add(f2, b2)
+      r2 = Add(f3, h)
+      {layer_norm("r2", "y", "ln2_")}
+    }}"""
+
+
+LAYER_INITS = {
+    **INITS, "wo": RNG.uniform(-0.3, 0.3, (HIDDEN, HIDDEN)).astype(np.float32),
+    "bo": RNG.uniform(-0.1, 0.1, HIDDEN).astype(np.float32),
+    "w1": RNG.uniform(-0.3, 0.3, (HIDDEN, 2 * HIDDEN)).astype(np.float32),
+    "b1": RNG.uniform(-0.1, 0.1, 2 * HIDDEN).astype(np.float32),
+    "w2": RNG.uniform(-0.3, 0.3, (2 * HIDDEN, HIDDEN)).astype(np.float32),
+    "b2": RNG.uniform(-0.1, 0.1, HIDDEN).astype(np.float32),
+    "two": scalar(2.0), "eps": scalar(1e-12), "one": scalar(1.0), "half": scalar(0.5),
+    "sqrt2": scalar(math.sqrt(2.0)), "gamma": RNG.uniform(0.5, 2, HIDDEN).astype(np.float32),
+    "beta": RNG.uniform(-1, 1, HIDDEN).astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("target, target_opset, after", [
+    ("onnx", None, {"MatMul": 8, "Add": 8, "Softmax": 1, "Transpose": 4, "Reshape": 4, "Mul": 2, "Div": 2,
+                    "Erf": 1, "LayerNormalization": 2}),
+    ("onnx", 20, {"MatMul": 8, "Add": 7, "Softmax": 1, "Transpose": 4, "Reshape": 4, "Div": 1, "Gelu": 1,
+                  "LayerNormalization": 2}),
+    ("ort", None, {"MatMul": 6, "Add": 1, "com.microsoft::MultiHeadAttention": 1, "Expand": 1,
+                   "com.microsoft::SkipLayerNormalization": 2, "com.microsoft::BiasGelu": 1}),
+])
+def test_bert_layer_through_the_default_pipeline(target, target_opset, after):
+    from onnxopt import optimize
+    from onnxopt.testing import assert_same_outputs, model_from_text, op_histogram
+
+    model = model_from_text(bert_layer(), LAYER_INITS)
+    result = optimize(model, target=target, target_opset=target_opset).model
+    assert op_histogram(result) == after, op_histogram(result)
+    assert_same_outputs(model, result, feeds(), rtol=0.0, atol=1e-4)
+    again = optimize(result, target=target).model
+    assert op_histogram(again) == after
