@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 PREPARE_GROUPS = ("fold", "cleanup", "fuse")
 # Fusions whose result ORT cannot quantize while the decomposed form fuses into QLinearSigmoid + QLinearMul.
 NOT_QDQ_FRIENDLY = frozenset({"fuse_silu"})
-QDQ_CANONICAL = ("rewrite_sum_as_add",)
+QDQ_CANONICAL = ("rewrite_sum_as_add", "rewrite_div_as_mul")
 PER_CHANNEL_OPSET = 13
 
 
@@ -228,5 +228,7 @@ def _input_specs(model: Model) -> list[InputSpec]:
             continue
         if value.dtype is None:
             raise OnnxoptError(f"model input {value.name!r} has no tensor type; calibration needs typed tensor inputs")
-        specs.append(InputSpec(value.name, np.dtype(helper.tensor_dtype_to_np_dtype(value.dtype)), value.shape))
+        # exporters write -1 or 0 for dynamic dims (Paddle); only positive dims are checked
+        shape = None if value.shape is None else tuple(d if not isinstance(d, int) or d > 0 else None for d in value.shape)
+        specs.append(InputSpec(value.name, np.dtype(helper.tensor_dtype_to_np_dtype(value.dtype)), shape))
     return specs

@@ -121,7 +121,12 @@ class QuantReport:
         chosen_float = self.float_by_choice
         if chosen_float:
             lines.append(f"kept float by choice: {len(chosen_float)}")
-            lines.extend(f"  {n}: {r}" for n, r in list(chosen_float.items())[:20])
+            by_reason: dict[str, list[str]] = {}
+            for name, reason in chosen_float.items():
+                by_reason.setdefault(reason, []).append(name)
+            for reason, names in by_reason.items():
+                shown = ", ".join(names[:8]) + (f", … ({len(names)} nodes)" if len(names) > 8 else "")
+                lines.append(f"  {reason}: {shown}")
         lines.extend(f"note: {n}" for n in self.notes)
         lines.extend(f"warning: {w}" for w in self.warnings)
         if self.tensors:

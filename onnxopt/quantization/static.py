@@ -11,7 +11,7 @@ from onnxopt.quantization.plan import QuantPlan, activation_qparams
 from onnxopt.quantization.qparams import QParams
 from onnxopt.quantization.report import TensorRecord
 
-CLEANUP = ("remove_redundant_requantize", "remove_unfusable_qdq")
+CLEANUP = ("remove_redundant_requantize", "remove_unfusable_qdq", "read_shape_of_quantized")
 
 
 def quantize_static(

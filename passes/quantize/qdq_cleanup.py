@@ -90,6 +90,27 @@ class RemoveUnfusableQDQ(Pass):
         return PassResult(model, removed > 0, {"qdq_pairs_removed": removed})
 
 
+@register_pass
+class ShapeOfQuantized(Pass):
+    """Shape(DequantizeLinear(q)) → Shape(q): the shape is the same, so the dequantization was only work. Exact."""
+
+    name = "read_shape_of_quantized"
+
+    def call(self, model: Model) -> PassResult:
+        """Point Shape/Size readers of a DequantizeLinear output at its quantized input."""
+        moved = 0
+        for graph in model.graph.all_graphs():
+            for node in graph:
+                if node.op_type not in ("Shape", "Size") or node.domain not in ("", "ai.onnx") or not node.inputs:
+                    continue
+                dq = node.inputs[0].producer()
+                if _is(dq, "DequantizeLinear"):
+                    node.replace_input_with(0, dq.inputs[0])
+                    moved += 1
+            _drop_dead_dq(graph)
+        return PassResult(model, moved > 0, {"shape_reads_moved": moved})
+
+
 def _drop_dead_dq(graph: Graph) -> None:
     for node in reversed(list(graph)):
         if _is(node, "DequantizeLinear") and not node.outputs[0].has_uses() and not node.outputs[0].is_graph_output():

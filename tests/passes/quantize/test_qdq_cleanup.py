@@ -74,3 +74,22 @@ def test_pairs_next_to_fusable_ops_or_outputs_stay():
     }"""
     model = model_from_text(text, PARAMS)
     assert not RemoveUnfusableQDQ().call(model).modified
+
+
+def test_shape_reads_the_quantized_tensor():
+    from onnxopt.passes.quantize.qdq_cleanup import ShapeOfQuantized
+
+    text = HEAD + """g (float[4, 8] x) => (int64[2] y, float[4, 8] w) {
+      q = QuantizeLinear(x, s, z)
+      d = DequantizeLinear(q, s, z)
+      y = Shape(d)
+      d2 = DequantizeLinear(q, s, z)
+      w = Sigmoid(d2)
+    }"""
+    model = model_from_text(text, PARAMS)
+    original = model.clone()
+    assert ShapeOfQuantized().call(model).modified
+    assert op_histogram(model) == {"QuantizeLinear": 1, "DequantizeLinear": 1, "Shape": 1, "Sigmoid": 1}
+    _checked(model)
+    assert_same_outputs(original, model, rtol=0, atol=0)
+    assert not ShapeOfQuantized().call(model).modified
