@@ -1,0 +1,10 @@
+"""Constant folding passes, imported in the order they run in the `fold` group."""
+from __future__ import annotations
+
+from onnxopt.passes.folding import (  # noqa: F401
+    fix_input_shapes,
+    extract_constants,
+    fold_constants,
+    fold_shapes,
+    deduplicate_initializers,
+)

@@ -1,0 +1,53 @@
+"""Turning computed data into initializers: where they live, how they keep names, IR < 4 graph inputs."""
+from __future__ import annotations
+
+from onnxopt.ir import Graph, Tensor, Value
+
+
+def constant_home(graph: Graph) -> Graph:
+    """The graph a new constant read in `graph` is stored in.
+
+    IR < 4 requires every initializer to be a graph input too, which subgraphs cannot have (If branches take no
+    inputs), so there constants go to the main graph and are captured; otherwise they stay where they are read.
+    """
+    return graph.root() if graph.legacy_initializer_inputs else graph
+
+
+def can_replace(value: Value) -> bool:
+    """True when `value` can become an initializer without changing its graph's interface."""
+    graph = value.graph
+    return graph is not None and (not value.is_graph_output() or constant_home(graph) is graph)
+
+
+def add_constant(graph: Graph, tensor: Tensor, name: str) -> Value:
+    """A new initializer readable from `graph`, named `name` unless an initializer already has that name."""
+    const = Value(name, const_value=tensor)
+    adopt_initializer(graph, const)
+    return const
+
+
+def adopt_initializer(graph: Graph, const: Value) -> None:
+    """Register a detached constant Value as an initializer readable from `graph` (an input too in IR < 4)."""
+    home = constant_home(graph)
+    home.add_initializer(const)
+    if home.legacy_initializer_inputs:
+        if const.type is None:
+            const.set_type(const.const_value.dtype, const.const_value.shape)
+        home.add_input(const)
+
+
+def replace_with_constant(value: Value, tensor: Tensor) -> Value:
+    """Make every reader of `value` (and its graph's output list) read a new initializer holding `tensor`.
+
+    The initializer takes over the value's name; the caller removes the value's producer right after.
+    """
+    graph = value.graph
+    assert graph is not None and can_replace(value), value
+    const = add_constant(graph, tensor, value.name)
+    for node, index in value.uses():
+        node.replace_input_with(index, const)
+    if value.is_graph_output():
+        if const.type is None:
+            const.set_type(tensor.dtype, tensor.shape)
+        graph.set_outputs([const if v is value else v for v in graph.outputs])
+    return const
