@@ -394,7 +394,7 @@ class Graph:
                         g.parent = new
                 new.attrs[key] = attr
             # the proto stays valid for the copy exactly when it is valid for the original (same attr objects)
-            new._proto, new._proto_attrs = node._proto, node._proto_attrs
+            new._proto, new._proto_attrs, new._source = node._proto, node._proto_attrs, node._source
             new._prev = prev
             if prev is None:
                 copy._first = new

@@ -27,8 +27,17 @@ def _lint_graph(graph: Graph, outer: set, names: dict[str, object]) -> None:
                 continue
             if (node, i) not in value._uses:
                 raise IRError(f"{node} input {i} ({value.name!r}) is missing from that value's use list")
+            if value not in defined and _is_sparse_initializer(value):
+                _claim(names, value.name, value, f"graph {value.graph.name!r} (sparse initializer)")
+                defined.add(value)
             if value not in defined:
-                where = "later in the graph (order broken or a cycle)" if value.producer() else "nowhere"
+                producer = value.producer()
+                if producer is None:
+                    where = "nowhere"
+                elif producer._erased or producer.graph is None:
+                    where = f"by {producer}, which was removed"
+                else:
+                    where = "later in the graph (order broken or a cycle)"
                 raise IRError(f"{node} reads {value.name!r}, which is defined {where}")
         for sub in node.subgraphs():
             if sub.parent is not node:
@@ -37,6 +46,8 @@ def _lint_graph(graph: Graph, outer: set, names: dict[str, object]) -> None:
         for i, value in enumerate(node.outputs):
             if value.producer() is not node or value.index() != i:
                 raise IRError(f"{node} output {i} ({value.name!r}) names another producer")
+            if not value.name and not value.has_uses() and not value.is_graph_output():
+                continue  # an omitted optional output (ONNX writes its name as "")
             _claim(names, value.name, value, str(node))
             defined.add(value)
         for value in node.outputs:
@@ -44,6 +55,13 @@ def _lint_graph(graph: Graph, outer: set, names: dict[str, object]) -> None:
     for value in graph.outputs:
         if value not in defined:
             raise IRError(f"graph {graph.name!r} output {value.name!r} is not defined")
+
+
+def _is_sparse_initializer(value) -> bool:
+    # sparse initializers stay protos in Graph.sparse_initializers; the Value that reads one has its name
+    graph = value.graph
+    return (value.producer() is None and graph is not None
+            and any(sparse.values.name == value.name for sparse in graph.sparse_initializers))
 
 
 def _check_uses(value, where: str) -> None:

@@ -19,7 +19,7 @@ class Node:
 
     __slots__ = (
         "_op_type", "_domain", "_overload", "_name", "_doc_string", "_inputs", "outputs", "attrs", "graph",
-        "_proto", "_proto_attrs", "_prev", "_next", "_erased", "__weakref__",
+        "_proto", "_proto_attrs", "_source", "_prev", "_next", "_erased", "__weakref__",
     )
 
     def __init__(
@@ -39,6 +39,8 @@ class Node:
         self.graph: Graph | None = None
         self._proto: NodeProto | None = None
         self._proto_attrs: tuple[AttributeProto, ...] = ()
+        # the proto it was loaded from, even after edits: the source of fields the IR does not model
+        self._source: NodeProto | None = None
         self._prev: Node | None = None
         self._next: Node | None = None
         self._erased = False
@@ -208,4 +210,7 @@ class Node:
 
     def __repr__(self) -> str:
         domain = f"{self.domain}::" if self.domain else ""
-        return f"Node({domain}{self.op_type}, {self.name!r})"
+        if self.name or not self.outputs:
+            return f"Node({domain}{self.op_type}, {self.name!r})"
+        # many files leave node names empty: the first output then identifies the node
+        return f"Node({domain}{self.op_type}, unnamed, output {self.outputs[0].name!r})"

@@ -18,6 +18,8 @@ from onnxopt.ir.value import Value
 PROTOBUF_LIMIT = 2**31 - 1
 # Initializers smaller than this are serialized at once (cheaper than keeping each as a part of its own).
 _SMALL_TENSOR_BYTES = 2**16
+# NodeProto fields kept only through the loaded proto (the newer ones exist only in newer onnx releases).
+_UNMODELLED_NODE_FIELDS = [f for f in ("metadata_props", "device_configurations") if f in NodeProto.DESCRIPTOR.fields_by_name]
 # Above this many bytes of initializers a save switches to external data (leaves room for the graph itself).
 EXTERNAL_DATA_THRESHOLD = 2**31 - 2**26
 
@@ -153,6 +155,7 @@ def _fill_graph(graph: Graph, proto: GraphProto, outer: _Scope, base_dir: str) -
         node = Node(node_proto.op_type, inputs, outputs, domain=node_proto.domain, name=node_proto.name)
         node._overload = node_proto.overload
         node._doc_string = node_proto.doc_string
+        node._source = node_proto
         if node_proto.attribute:
             _read_attributes(node, node_proto, graph, chain, base_dir)
         else:
@@ -440,4 +443,8 @@ def node_to_proto(node: Node) -> NodeProto:
             proto.attribute.append(onnx.helper.make_attribute(name, [graph_to_proto(g) for g in value]))
         else:
             proto.attribute.append(value)
+    source = node._source
+    if source is not None:  # fields the IR does not model are carried over from the loaded proto
+        for field in _UNMODELLED_NODE_FIELDS:
+            getattr(proto, field).extend(getattr(source, field))
     return proto

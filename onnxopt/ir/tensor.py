@@ -125,7 +125,7 @@ class Tensor:
         header = TensorProto(name=name, dims=self.shape, data_type=self.dtype).SerializeToString()
         data = _contiguous_le(array, self.dtype)
         # field 9 (raw_data), wire type 2: tag 0x4a, then the length, then the bytes
-        return [header, b"\x4a", encode_varint(data.nbytes), memoryview(data).cast("B")]
+        return [header, b"\x4a", encode_varint(data.nbytes), _byte_view(data)]
 
     def write_external(self, name: str, stream: BinaryIO, location: str) -> TensorProto:
         """Append the data to an open external-data file; return the proto that points at it."""
@@ -137,7 +137,7 @@ class Tensor:
         array = self.numpy()
         if self.dtype in _PLAIN_DTYPES:
             data = _contiguous_le(array, self.dtype)
-            stream.write(memoryview(data).cast("B"))
+            stream.write(_byte_view(data))
             length = data.nbytes
         else:
             raw = numpy_helper.from_array(np.asarray(array), name).raw_data
@@ -156,6 +156,11 @@ class Tensor:
 
 def _contiguous_le(array: np.ndarray, dtype: int) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=_PLAIN_DTYPES[dtype])
+
+
+def _byte_view(data: np.ndarray) -> memoryview:
+    # flat uint8 view, no copy; memoryview.cast("B") refuses shapes with a zero in them, e.g. (1, 0)
+    return memoryview(data.reshape(-1).view(np.uint8))
 
 
 def encode_varint(value: int) -> bytes:
