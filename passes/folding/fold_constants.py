@@ -188,8 +188,7 @@ def _inline_branch(node: Node, branch: Graph) -> None:
     for name, value in list(branch.initializers.items()):
         del branch.initializers[name]
         value.graph = None
-        value.name = graph.unique_name(name)
-        adopt_initializer(graph, value)
+        adopt_initializer(graph, value)  # under a fresh name: the branch's names may recur elsewhere
     for inner in list(branch):
         for out in inner.outputs:
             if out.name:

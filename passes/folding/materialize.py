@@ -20,7 +20,7 @@ def can_replace(value: Value) -> bool:
 
 
 def add_constant(graph: Graph, tensor: Tensor, name: str) -> Value:
-    """A new initializer readable from `graph`, named `name` unless an initializer already has that name."""
+    """A new initializer readable from `graph`, named after `name` (made unique)."""
     const = Value(name, const_value=tensor)
     adopt_initializer(graph, const)
     return const
@@ -39,15 +39,19 @@ def adopt_initializer(graph: Graph, const: Value) -> None:
 def replace_with_constant(value: Value, tensor: Tensor) -> Value:
     """Make every reader of `value` (and its graph's output list) read a new initializer holding `tensor`.
 
-    The initializer takes over the value's name; the caller removes the value's producer right after.
+    The initializer takes over the value's name (graph outputs keep theirs); the caller removes the value's
+    producer right after.
     """
     graph = value.graph
     assert graph is not None and can_replace(value), value
-    const = add_constant(graph, tensor, value.name)
+    name = value.name
+    const = add_constant(graph, tensor, name)
     for node, index in value.uses():
         node.replace_input_with(index, const)
     if value.is_graph_output():
         if const.type is None:
             const.set_type(tensor.dtype, tensor.shape)
         graph.set_outputs([const if v is value else v for v in graph.outputs])
+    value.name = graph.unique_name(f"{name}_replaced")
+    const.name = name
     return const
