@@ -8,7 +8,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterable, Sequence
 
-from onnxopt.errors import PassError, UnknownPassError
+from onnxopt.errors import OnnxoptError, PassError, UnknownPassError
 from onnxopt.ir import Model, Node, lint, save
 
 logger = logging.getLogger(__name__)
@@ -263,6 +263,8 @@ class PassManager:
         except Exception as exc:
             if snapshot is not None:
                 model.restore(snapshot)
+            if isinstance(exc, OnnxoptError):  # a user mistake found by a pass (e.g. a bad --input-shape)
+                raise
             done = [r.name for r in history if r.modified]
             node = _failing_node(exc)
             where = f" on node {node.name!r} ({node.op_type})" if node is not None else ""

@@ -153,3 +153,21 @@ def test_initializer_byte_stats():
     )
     stats = PassManager(["test_drop_weight"]).run(model).stats["test_drop_weight"]
     assert (stats.initializer_bytes_before, stats.initializer_bytes_after) == (1024, 0)
+
+
+def test_user_error_raised_by_a_pass_reaches_the_caller_unwrapped():
+    from onnxopt.errors import OnnxoptError
+
+    @register_pass
+    class _UserMistake(Pass):
+        """Rejects its input like a bad --input-shape would (test pass)."""
+
+        name = "test_user_mistake"
+
+        def call(self, model):
+            raise OnnxoptError("input 'x' has rank 2; --input-shape gave 3 dims")
+
+    model = model_from_text(CHAIN)
+    with pytest.raises(OnnxoptError, match="--input-shape"):
+        PassManager(["test_user_mistake"]).run(model)
+    assert op_histogram(model) == {"Neg": 4}
