@@ -108,8 +108,10 @@ class Graph:
         """Register a constant value (its const_value must be set) under a unique name."""
         if value.const_value is None:
             raise IRError(f"initializer {value.name!r} has no data")
-        if not value.name or self.initializers.get(value.name, value) is not value:
-            value.name = self.unique_name(value.name or "const")
+        name = value.name
+        if not name or (self.initializers.get(name) is not value and name in self.root()._names):
+            # taken by any value of the model (not only another initializer): a second definition is invalid
+            value.name = self.unique_name(name or "const")
         self._own(value)
         self.initializers[value.name] = value
         return value

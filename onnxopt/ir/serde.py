@@ -341,7 +341,8 @@ def _graph_parts(
     small: list[bytes] = []  # consecutive small initializers, serialized now and written as one part
     for name, value in graph.initializers.items():
         tensor = value.const_value
-        if data_stream is not None and tensor.nbytes >= size_threshold:
+        # string tensors have no raw byte form, so they cannot live in external data (onnx agrees)
+        if data_stream is not None and tensor.nbytes >= size_threshold and tensor.dtype != TensorProto.STRING:
             parts = [tensor.write_external(name, data_stream, location).SerializeToString()]
         else:
             parts = tensor.serialized_parts(name)
