@@ -46,6 +46,22 @@ def scalar(value: Value | None, operand: Value | None = None) -> float | None:
     With `operand` (the other input of an elementwise op), the constant must also not broadcast the result to
     a higher rank than the operand's: `x · [[[0.5]]]` is not `x · 0.5` when x has rank 2.
     """
+    data = _one_element(value, operand)
+    return None if data is None else float(data)
+
+
+def is_scalar(value: Value | None, expected: float, operand: Value | None = None) -> bool:
+    """True for a one-element constant within 1e-6 (relative above 1) of `expected` or of `expected` rounded to the
+    constant's type (a float16 model holds 1/√2 as 0.70703125); see `scalar`."""
+    data = _one_element(value, operand)
+    if data is None:
+        return False
+    rounded = float(np.asarray(expected).astype(data.dtype)) if data.dtype.kind == "f" else expected
+    tolerance = TOLERANCE * max(1.0, abs(expected))
+    return any(abs(float(data) - target) <= tolerance for target in (expected, rounded))
+
+
+def _one_element(value: Value | None, operand: Value | None) -> np.ndarray | None:
     data = constant(value)
     if data is None or data.size != 1 or data.dtype.kind not in "fiu":
         return None
@@ -53,13 +69,7 @@ def scalar(value: Value | None, operand: Value | None = None) -> float | None:
         operand_rank = rank(operand)
         if operand_rank is None or data.ndim > operand_rank:
             return None
-    return float(data.reshape(-1)[0])
-
-
-def is_scalar(value: Value | None, expected: float, operand: Value | None = None) -> bool:
-    """True for a one-element constant within 1e-6 (relative for large values) of `expected`; see `scalar`."""
-    number = scalar(value, operand)
-    return number is not None and abs(number - expected) <= TOLERANCE * max(1.0, abs(expected))
+    return data.reshape(())
 
 
 def reduce_axes(node: Node, opset: int) -> list[int] | None:

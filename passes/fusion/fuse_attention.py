@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, scalar
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 MS = "com.microsoft"
 HEADS_PERM = [0, 2, 1, 3]  # [B, S, N, H] ↔ [B, N, S, H]
@@ -23,6 +24,7 @@ class FuseAttention(Rule):
     name = "fuse_attention"
     requires_ort = True
     needs_shapes = True
+    typed_nodes = ("q_heads", "k_heads", "v_heads", "merge_heads")  # their inferred shapes give heads and sizes
     domain_opsets = {MS: 1}
     split_scale = False
     masked = True
@@ -173,6 +175,7 @@ def _mask_expansion(m, heads: tuple[int, int, int]) -> list[int] | None | str:
 
 
 ATTENTION_RULES = tuple(_variants())
-rule_pass(ATTENTION_RULES, name="fuse_attention").__doc__ = (
-    "Decomposed multi-head attention → com.microsoft MultiHeadAttention (--target ort)."
+shapes_on_demand_pass(
+    ATTENTION_RULES, "fuse_attention",
+    "Decomposed multi-head attention → com.microsoft MultiHeadAttention (--target ort).",
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, clip_bounds, float_type_reason
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 MS = "com.microsoft"
 # The activations onnxruntime's FusedConv applies (MLAS activation kinds), with their parameters' defaults.
@@ -40,6 +41,7 @@ class FuseConvAddActivation(Rule):
     name = "fuse_conv_add_activation"
     requires_ort = True
     needs_shapes = True
+    typed_nodes = ("Conv",)  # its output's shape must be the added value's
     domain_opsets = {MS: 1}
 
     def pattern(self, op, x, w, b, z, low, high):
@@ -88,6 +90,7 @@ def fused_conv(op, m, *extra):
     return op.FusedConv(*inputs, _domain=MS, **attrs)
 
 
-rule_pass((FuseConvActivation, FuseConvAddActivation), name="fuse_conv_activation").__doc__ = (
-    "Conv (+ same-shape Add) + Relu/Sigmoid/Tanh/LeakyRelu/Clip/HardSigmoid → com.microsoft FusedConv (--target ort)."
+shapes_on_demand_pass(
+    (FuseConvActivation, FuseConvAddActivation), "fuse_conv_activation",
+    "Conv (+ same-shape Add) + Relu/Sigmoid/Tanh/LeakyRelu/Clip/HardSigmoid → com.microsoft FusedConv (--target ort).",
 )

@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, is_scalar, rank
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 GELU_OPSET = 20
 MS = "com.microsoft"
@@ -132,7 +133,7 @@ def _bias_vector(b: np.ndarray, x_rank: int | None, size: int) -> np.ndarray | N
 
 
 GELU_RULES = tuple(_variants())
-rule_pass(GELU_RULES, name="fuse_gelu").__doc__ = (
-    "Decomposed GELU (erf or tanh form) → Gelu (opset ≥ 20); --target ort: com.microsoft Gelu/FastGelu."
+shapes_on_demand_pass(
+    GELU_RULES, "fuse_gelu", "Decomposed GELU (erf or tanh form) → Gelu (opset ≥ 20); --target ort: Gelu/FastGelu.",
 )
-rule_pass(FuseBiasGelu)
+shapes_on_demand_pass((FuseBiasGelu,), FuseBiasGelu.name, FuseBiasGelu.__doc__)

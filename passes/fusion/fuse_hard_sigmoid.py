@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import clip_bounds, float_type_reason, is_scalar
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 # Numpy-style broadcasting of the matched Add/Mul/Div (and HardSigmoid without `consumed_inputs`) from opset 7.
 HARD_SIGMOID_OPSET = 7
@@ -57,4 +58,4 @@ class FuseHardSigmoid(Rule):
         return op.HardSigmoid(m["x"], alpha=1 / 6, beta=0.5)
 
 
-rule_pass(FuseHardSigmoid)
+shapes_on_demand_pass((FuseHardSigmoid,), FuseHardSigmoid.name, FuseHardSigmoid.__doc__)

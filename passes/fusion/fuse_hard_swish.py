@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import float_type_reason
 from onnxopt.passes.fusion.fuse_hard_sigmoid import divided_by_six, relu6_shifted, relu6_shifted_reason, sixth_reason
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 HARD_SWISH_OPSET = 14
 
@@ -13,6 +14,7 @@ class FuseHardSwish(Rule):
 
     name = "fuse_hard_swish"
     min_opset = HARD_SWISH_OPSET
+    needs_shapes = True
 
     def pattern(self, op, x):
         return op.Mul(x, op.HardSigmoid(x), _commute=True)
@@ -66,6 +68,7 @@ class FuseHardSwishScaled(Rule):
         return op.HardSwish(m["x"])
 
 
-rule_pass((FuseHardSwish, FuseHardSwishOfRelu6, FuseHardSwishScaled), name="fuse_hard_swish").__doc__ = (
-    "x · HardSigmoid(x) and x · Relu6(x + 3) / 6 → HardSwish (opset ≥ 14)."
+shapes_on_demand_pass(
+    (FuseHardSwish, FuseHardSwishOfRelu6, FuseHardSwishScaled), "fuse_hard_swish",
+    "x · HardSigmoid(x) and x · Relu6(x + 3) / 6 → HardSwish (opset ≥ 14).",
 )

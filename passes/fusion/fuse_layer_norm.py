@@ -12,7 +12,8 @@ from onnxopt.passes.fusion._decomposed import (
     constant, divide, float_type_reason, negative_axis, numpy_type, rank, reduce_axes, scalar, spelling_reason,
     spellings, square, trailing_axis, trailing_dims, trailing_factor,
 )
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 LAYER_NORM_OPSET = 17
 
@@ -123,6 +124,7 @@ def affine_parts(m, var: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray
 
 
 LAYER_NORM_RULES = (*spellings(FuseLayerNorm), FuseLayerNormScale, FuseLayerNormBias)
-rule_pass(LAYER_NORM_RULES, name="fuse_layer_norm").__doc__ = (
-    "Decomposed layer normalization (mean, centre, variance, ε, √, divide, ·γ, +β) → LayerNormalization (opset ≥ 17)."
+shapes_on_demand_pass(
+    LAYER_NORM_RULES, "fuse_layer_norm",
+    "Decomposed layer normalization (mean, centre, variance, ε, √, divide, ·γ, +β) → LayerNormalization (opset ≥ 17).",
 )

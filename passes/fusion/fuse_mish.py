@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import float_type_reason
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 MISH_OPSET = 18
 
@@ -12,6 +13,7 @@ class FuseMish(Rule):
 
     name = "fuse_mish"
     min_opset = MISH_OPSET
+    needs_shapes = True
 
     def pattern(self, op, x):
         return op.Mul(x, op.Tanh(op.Softplus(x)), _commute=True)
@@ -24,4 +26,4 @@ class FuseMish(Rule):
         return op.Mish(m["x"])
 
 
-rule_pass(FuseMish)
+shapes_on_demand_pass((FuseMish,), FuseMish.name, FuseMish.__doc__)

@@ -12,7 +12,8 @@ from onnxopt.passes.fusion._decomposed import (
     constant, divide, float_type_reason, negative_axis, numpy_type, rank, reduce_axes, scalar, spelling_reason,
     spellings, square, trailing_axis, trailing_dims, trailing_factor,
 )
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 RMS_NORM_OPSET = 23
 RMS_NORM_OPS = ("RMSNormalization", "SimplifiedLayerNormalization")
@@ -86,7 +87,8 @@ class FuseRmsNormScale(Rule):
 
 
 RMS_NORM_RULES = (*spellings(FuseRmsNorm), FuseRmsNormScale)
-rule_pass(RMS_NORM_RULES, name="fuse_rms_norm").__doc__ = (
+shapes_on_demand_pass(
+    RMS_NORM_RULES, "fuse_rms_norm",
     "Decomposed RMS normalization (x², mean, ε, √, divide, ·γ) → RMSNormalization (opset ≥ 23; "
-    "--target ort: SimplifiedLayerNormalization)."
+    "--target ort: SimplifiedLayerNormalization).",
 )

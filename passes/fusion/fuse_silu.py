@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, float_type_reason, scalar
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 SWISH_OPSET = 24
 MS = "com.microsoft"
@@ -12,6 +13,7 @@ class FuseSilu(Rule):
     """Mul(x, Sigmoid(x)) → Swish(x) (opset ≥ 24) or, with --target ort, com.microsoft QuickGelu(x, alpha=1)."""
 
     name = "fuse_silu"
+    needs_shapes = True
     domain_opsets = {MS: 1}
 
     def pattern(self, op, x):
@@ -64,6 +66,7 @@ def _swish(op, m, alpha: float):
     return op.QuickGelu(m["x"], alpha=alpha, _domain=MS)
 
 
-rule_pass((FuseSilu, FuseScaledSilu), name="fuse_silu").__doc__ = (
-    "x · Sigmoid(x) and x · Sigmoid(αx) → Swish (opset ≥ 24); --target ort: com.microsoft QuickGelu."
+shapes_on_demand_pass(
+    (FuseSilu, FuseScaledSilu), "fuse_silu",
+    "x · Sigmoid(x) and x · Sigmoid(αx) → Swish (opset ≥ 24); --target ort: com.microsoft QuickGelu.",
 )

@@ -7,7 +7,8 @@ root's outputs, so the pre-norm layout (the sum is also the next residual) is le
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, negative_axis
-from onnxopt.rewrite import Rule, rule_pass
+from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
+from onnxopt.rewrite import Rule
 
 MS = "com.microsoft"
 
@@ -33,7 +34,7 @@ class FuseSkipLayerNorm(Rule):
 
 
 class FuseSkipLayerNormBias(FuseSkipLayerNorm):
-    """LayerNormalization(Add(Add(x, b), skip), γ, β), b a constant vector → SkipLayerNormalization(x, skip, γ, β, b)."""
+    """LayerNormalization(Add(Add(x, b), skip), γ, β), constant vector b → SkipLayerNormalization(x, skip, γ, β, b)."""
 
     name = "fuse_skip_layer_norm_bias"
 
@@ -96,7 +97,8 @@ def skip_norm_reason(m) -> str:
     return ""
 
 
-rule_pass((FuseSkipLayerNormBias, FuseSkipLayerNorm, FuseSkipSimplifiedLayerNorm), name="fuse_skip_layer_norm").__doc__ = (
+shapes_on_demand_pass(
+    (FuseSkipLayerNormBias, FuseSkipLayerNorm, FuseSkipSimplifiedLayerNorm), "fuse_skip_layer_norm",
     "Add + LayerNormalization (or RMS normalization) → com.microsoft SkipLayerNormalization "
-    "(SkipSimplifiedLayerNormalization) (--target ort)."
+    "(SkipSimplifiedLayerNormalization) (--target ort).",
 )

@@ -195,3 +195,10 @@ def test_target_opset_failure_names_each_node():
     assert "GroupNormalization 'z'" in message and "Relu" not in message
     with pytest.raises(OnnxoptError, match="newer than the newest opset"):
         optimize(model, [RULE], target_opset=99)
+
+
+def test_float16():
+    inits = {k: v.astype(np.float16) for k, v in INITS.items()}
+    model = assert_fuses(RULE, layer_norm().replace("float[", "float16["), inits, {"LayerNormalization": 1},
+                         atol=1e-2)  # float16: 1e-2 × output scale
+    assert {v.numpy().dtype for v in model.graph.initializers.values()} == {np.dtype(np.float16)}
