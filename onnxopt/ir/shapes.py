@@ -1,63 +1,105 @@
-"""Shape inference: run onnx's inference on the model and record the types on the IR's Values."""
+"""Shape inference that trusts only the model's inputs and constants, and records types on the IR's Values."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import onnx
-from onnx import GraphProto
+from onnx import GraphProto, TypeProto
 
 from onnxopt.ir.graph import Graph
 from onnxopt.ir.model import Model
 from onnxopt.ir.serde import serialize
+from onnxopt.ir.value import Value
 
 logger = logging.getLogger(__name__)
 
+# Initializers up to this many elements reach inference with their data (shape vectors, axes, small constants
+# that data propagation reads); larger ones go as typed inputs, since their data cannot change a shape and
+# serializing gigabytes of weights would dominate every pass that asks for shapes.
+MAX_INFERENCE_ELEMENTS = 1024
 
-def infer_shapes(model: Model, data_prop: bool = True) -> bool:
-    """Annotate every value whose type onnx can infer (subgraphs included); False when inference failed."""
+
+def infer_types(model: Model, data_prop: bool = True) -> dict[Value, TypeProto]:
+    """Types onnx infers for node outputs from the root inputs and constants alone (subgraphs included).
+
+    Declared shapes can be wrong in real exports and onnx propagates a declared shape instead of overriding it,
+    so inference runs on a copy with every declared node-output, graph-output and subgraph-input shape removed;
+    root graph inputs (the interface runtimes enforce) and declared element types are kept.
+    """
+    copies: dict[Value, Value] = {}
+    skeleton = dataclasses.replace(model, graph=model.graph.clone(copies))
+    for graph in skeleton.graph.all_graphs():
+        for node in graph:
+            for value in node.outputs:
+                _forget_shape(value)
+        if graph is not skeleton.graph:
+            for value in graph.inputs:
+                _forget_shape(value)
+    _weights_as_inputs(skeleton.graph)
     try:
         inferred = onnx.shape_inference.infer_shapes(
-            onnx.ModelProto.FromString(serialize(model)), strict_mode=False, data_prop=data_prop
+            onnx.ModelProto.FromString(serialize(skeleton)), strict_mode=False, data_prop=data_prop
         )
     except Exception as exc:  # inference errors on exotic models must not stop optimization
         logger.info("shape inference failed: %s", exc)
-        return False
-    _apply(model.graph, inferred.graph)
-    return True
+        return {}
+    by_name: dict[str, TypeProto] = {}
+    _collect(inferred.graph, by_name)
+    return {
+        original: by_name[copy.name]
+        for original, copy in copies.items()
+        if copy.producer() is not None and copy.name in by_name
+    }
 
 
-def _apply(graph: Graph, proto: GraphProto) -> None:
-    types = {info.name: info.type for info in (*proto.value_info, *proto.output)}
-    for node in graph:
-        for value in node.outputs:
-            inferred = types.get(value.name)
-            if inferred is not None and _more_specific(inferred, value.type):
-                value.type = inferred
-    subgraph_protos = {}
-    for node_proto in proto.node:
-        for attr in node_proto.attribute:
+def infer_shapes(model: Model, data_prop: bool = True) -> bool:
+    """Record inferred types on node outputs (they replace declared value_info, which may be wrong).
+
+    Graph outputs keep their declared types (they are the model's interface). False when nothing was inferred.
+    """
+    types = infer_types(model, data_prop)
+    for value, inferred in types.items():
+        if not value.is_graph_output() and _informative(inferred, value.type):
+            value.type = inferred
+    return bool(types)
+
+
+def _forget_shape(value: Value) -> None:
+    if value.type is not None and value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+        kept = TypeProto()
+        kept.CopyFrom(value.type)
+        kept.tensor_type.ClearField("shape")
+        value.type = kept
+
+
+def _weights_as_inputs(graph: Graph) -> None:
+    for name, value in list(graph.initializers.items()):
+        tensor = value.const_value
+        if tensor.size <= MAX_INFERENCE_ELEMENTS:
+            continue
+        del graph.initializers[name]
+        value.const_value = None
+        value.set_type(tensor.dtype, tensor.shape)
+        if value not in graph.input_set:
+            graph.add_input(value)
+
+
+def _collect(graph: GraphProto, by_name: dict[str, TypeProto]) -> None:
+    for info in (*graph.value_info, *graph.output):
+        by_name[info.name] = info.type
+    for node in graph.node:
+        for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                subgraph_protos[(node_proto.name, node_proto.output[0] if node_proto.output else "", attr.name)] = attr.g
-    for node in graph:
-        for key, sub in node.attrs.items():
-            if isinstance(sub, Graph):
-                sub_proto = subgraph_protos.get((node.name, node.outputs[0].name if node.outputs else "", key))
-                if sub_proto is not None:
-                    _apply(sub, sub_proto)
+                _collect(attr.g, by_name)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    _collect(sub, by_name)
 
 
-def _more_specific(new: onnx.TypeProto, old: onnx.TypeProto | None) -> bool:
+def _informative(new: TypeProto, old: TypeProto | None) -> bool:
     if old is None:
         return True
-    if not new.HasField("tensor_type") or not old.HasField("tensor_type"):
-        return False
-    new_t, old_t = new.tensor_type, old.tensor_type
-    if not old_t.HasField("shape"):
-        return new_t.HasField("shape") or (new_t.elem_type and not old_t.elem_type)
-    if not new_t.HasField("shape") or len(new_t.shape.dim) != len(old_t.shape.dim):
-        return False
-    return _known_dims(new_t) > _known_dims(old_t)
-
-
-def _known_dims(tensor_type: onnx.TypeProto.Tensor) -> int:
-    return sum(d.HasField("dim_value") for d in tensor_type.shape.dim)
+    if new.HasField("tensor_type") and old.HasField("tensor_type"):
+        return new.tensor_type.HasField("shape") or bool(new.tensor_type.elem_type and not old.tensor_type.elem_type)
+    return False

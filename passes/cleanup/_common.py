@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterator
 
 import numpy as np
-import onnx
-from onnx import AttributeProto, GraphProto, ModelProto, TypeProto, numpy_helper
+from onnx import TypeProto, numpy_helper
 
-from onnxopt.ir import Model, Node, Value, serialize
+from onnxopt.ir import Model, Node, Value, infer_types
 from onnxopt.ir.value import Dim
 
 logger = logging.getLogger(__name__)
@@ -38,7 +36,7 @@ class Facts:
 
     def _inferred_type(self, value: Value) -> TypeProto | None:
         if self._inferred is None:
-            self._inferred = _infer_from_inputs(self.model)
+            self._inferred = infer_types(self.model)
         return self._inferred.get(value)
 
     def shape(self, value: Value | None) -> tuple[Dim, ...] | None:
@@ -72,48 +70,6 @@ class Facts:
         if inferred is None or not inferred.HasField("tensor_type"):
             return None
         return inferred.tensor_type.elem_type or None
-
-
-def _infer_from_inputs(model: Model) -> dict[Value, TypeProto]:
-    """Types of node outputs as onnx infers them from the root inputs and constants alone."""
-    proto = ModelProto.FromString(serialize(model))
-    _forget_declared_shapes(proto.graph, root=True)
-    try:
-        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
-    except Exception as exc:  # inference errors on exotic models must not stop optimization
-        logger.info("shape inference failed: %s", exc)
-        return {}
-    by_name: dict[str, TypeProto] = {}
-    _collect_types(proto.graph, by_name)
-    return {
-        out: by_name[out.name]
-        for graph in model.graph.all_graphs() for node in graph for out in node.outputs if out.name in by_name
-    }
-
-
-def _subgraph_protos(graph: GraphProto) -> Iterator[GraphProto]:
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == AttributeProto.GRAPH:
-                yield attr.g
-            elif attr.type == AttributeProto.GRAPHS:
-                yield from attr.graphs
-
-
-def _forget_declared_shapes(graph: GraphProto, root: bool) -> None:
-    del graph.value_info[:]
-    for info in [*graph.output, *([] if root else graph.input)]:
-        if info.type.HasField("tensor_type"):
-            info.type.tensor_type.ClearField("shape")
-    for sub in _subgraph_protos(graph):
-        _forget_declared_shapes(sub, root=False)
-
-
-def _collect_types(graph: GraphProto, by_name: dict[str, TypeProto]) -> None:
-    for info in [*graph.value_info, *graph.output]:
-        by_name[info.name] = info.type
-    for sub in _subgraph_protos(graph):
-        _collect_types(sub, by_name)
 
 
 def const(value: Value | None) -> np.ndarray | None:

@@ -5,7 +5,7 @@ from typing import Callable
 
 from onnxopt.ir import Model, Node, Value
 from onnxopt.passmanager import Pass, PassResult, register_pass
-from onnxopt.passes.cleanup._common import Facts, axes_of, can_bypass, const, const_ints, input_at, is_standard
+from onnxopt.passes.cleanup._common import Facts, can_bypass, const, const_ints, input_at, is_standard
 
 INT64_MAX = 2**63 - 1
 

@@ -1,7 +1,6 @@
 """fold_shapes: Shape/Size and the integer arithmetic on shape vectors fold wherever the dims involved are static."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -9,14 +8,13 @@ from typing import Callable
 import numpy as np
 from onnx import AttributeProto, TensorProto, TypeProto, helper
 
-from onnxopt.ir import Graph, Model, Node, Tensor, Value, infer_shapes
+from onnxopt.ir import Graph, Model, Node, Tensor, Value, infer_types
 from onnxopt.passmanager import Pass, PassResult, register_pass
 from onnxopt.passes.folding.extract_constants import constant_tensor
 from onnxopt.passes.folding.materialize import can_replace, replace_with_constant
 
 Elem = int | float | None
 MAX_ELEMENTS = 64  # shape vectors are short; longer constants are fold_constants' business
-MAX_INFERENCE_ELEMENTS = 1024  # initializers shape inference gets the data of (larger ones only as types)
 _INT_TYPES = frozenset({
     TensorProto.INT8, TensorProto.INT16, TensorProto.INT32, TensorProto.INT64,
     TensorProto.UINT8, TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64,
@@ -47,20 +45,12 @@ class Vec:
 class _Shapes:
     """Trusted static facts: inferred shapes and main-graph input shapes, never declared graph-output shapes.
 
-    Inference runs on a copy in which graph outputs carry no declared type and large initializers are typed
-    inputs: their data cannot matter to a shape, and serializing gigabytes of weights would dominate the pass.
+    The shapes come from onnxopt.ir.infer_types, which trusts only the inputs and constants.
     """
 
     def __init__(self, model: Model) -> None:
         self.root = model.graph
-        self.copies: dict[Value, Value] = {}
-        skeleton = dataclasses.replace(model, graph=model.graph.clone(self.copies))
-        for graph in skeleton.graph.all_graphs():
-            for value in graph.outputs:
-                if value.producer() is not None and value.graph is graph:
-                    value.type = None
-        _weights_as_inputs(skeleton.graph)
-        infer_shapes(skeleton)
+        self.inferred = infer_types(model)
 
     def of(self, value: Value) -> tuple | None:
         """The value's dims (int, or None when not static), or None when its rank is unknown."""
@@ -69,21 +59,9 @@ class _Shapes:
                 return None  # subgraph inputs (loop-carried values) are not checked against their declaration
             shape = _dims(value.type)
         else:
-            shape = self.copies.get(value, value).shape
+            inferred = self.inferred.get(value)
+            shape = _dims(inferred) if inferred is not None and inferred.HasField("tensor_type") else None
         return None if shape is None else tuple(d if isinstance(d, int) else None for d in shape)
-
-
-def _weights_as_inputs(graph: Graph) -> None:
-    """Declare the main graph's large initializers as typed inputs, without data."""
-    for name, value in list(graph.initializers.items()):
-        tensor = value.const_value
-        if tensor.size <= MAX_INFERENCE_ELEMENTS:
-            continue
-        del graph.initializers[name]
-        value.const_value = None
-        value.set_type(tensor.dtype, tensor.shape)
-        if value not in graph.input_set:
-            graph.add_input(value)
 
 
 def _dims(type_proto: TypeProto) -> tuple | None:
