@@ -11,12 +11,12 @@ INITS = {"three": scalar(3.0), "zero": scalar(0.0), "six": scalar(6.0), "sixth":
 FEEDS = {"x": np.linspace(-5, 5, 2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)}  # both saturated ends
 
 
-def hard_sigmoid(opset=13, scale="y = Div(c, six)", clip=None, add="a = Add(x, three)"):
+def hard_sigmoid(opset=13, scale="y = Div(c, six)", clip=None, add="a = Add(x, three)", outputs="float[2,3,8] y"):
     """ONNX text of Relu6(x + 3) / 6 as Keras/TF exports write it."""
     clip = clip or ("c = Clip(a, zero, six)" if opset >= 11 else "c = Clip<min=0.0, max=6.0>(a)")
     return f"""
     <ir_version: 7, opset_import: ["" : {opset}]>
-    g (float[2,3,8] x) => (float[2,3,8] y) {{
+    g (float[2,3,8] x) => ({outputs}) {{
       {add}
       {clip}
       {scale}
@@ -40,6 +40,7 @@ def test_fuses(opset, scale, add):
     (hard_sigmoid(7, clip="c = Clip<min=0.0, max=1.0>(a)"), "the Clip bounds are not the constants 0 and 6"),
     (hard_sigmoid(add="a = Add(x, six)"), "the added constant is not 3"),
     (hard_sigmoid(6), "needs opset >= 7"),
+    (hard_sigmoid(outputs="float[2,3,8] y, float[2,3,8] c"), "its output 'c' is a graph output"),
 ])
 def test_declines(text, reason):
     assert_declines(RULE, text, INITS, reason)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from onnxopt import optimize
 from onnxopt.testing import assert_same_outputs, model_from_text, op_histogram
@@ -202,3 +204,21 @@ def test_float16():
     model = assert_fuses(RULE, layer_norm().replace("float[", "float16["), inits, {"LayerNormalization": 1},
                          atol=1e-2)  # float16: 1e-2 × output scale
     assert {v.numpy().dtype for v in model.graph.initializers.values()} == {np.dtype(np.float16)}
+
+
+@settings(max_examples=20, deadline=None)
+@given(shape=st.sampled_from([(8,), (1, 8), (1, 1, 8), (1, 1, 1, 8), (5, 8), (5, 1), (2, 1, 8), (1,), ()]),
+       with_beta=st.booleans())
+def test_affine_folding_keeps_outputs_for_any_broadcast(shape, with_beta):
+    """γ/β of any broadcastable shape either fold (when they vary along the normalized axis only) or stay."""
+    gamma = RNG.uniform(0.5, 2.0, shape).astype(np.float32)
+    beta = RNG.uniform(-1.0, 1.0, shape).astype(np.float32)
+    text = layer_norm(affine="both" if with_beta else "scale")
+    model = model_from_text(text, {**INITS, "gamma": gamma, "beta": beta})
+    original = model.clone()
+    optimize(model, [RULE], inplace=True)
+    folds = len(shape) <= 3 and shape[:-1] == (1,) * (len(shape) - 1)
+    histogram = op_histogram(model)
+    assert histogram["LayerNormalization"] == 1
+    assert histogram["Mul"] == (0 if folds else 1)
+    assert_same_outputs(original, model, rtol=0.0)
