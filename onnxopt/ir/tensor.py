@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import hashlib
 import os
 from typing import BinaryIO
 
@@ -23,7 +24,7 @@ _PLAIN_DTYPES: dict[int, np.dtype] = {
 class Tensor:
     """Constant data: backed by a numpy array, a TensorProto (decoded on first use) or external data (memory-mapped)."""
 
-    __slots__ = ("dtype", "shape", "_array", "_proto", "_external", "_base_dir")
+    __slots__ = ("dtype", "shape", "_array", "_proto", "_external", "_base_dir", "_digest")
 
     def __init__(self, dtype: int, shape: tuple[int, ...]) -> None:
         self.dtype = dtype
@@ -32,6 +33,7 @@ class Tensor:
         self._proto: TensorProto | None = None
         self._external: dict[str, str] | None = None
         self._base_dir = ""
+        self._digest: bytes | None = None
 
     @classmethod
     def from_array(cls, array: np.ndarray | np.generic | float | int) -> Tensor:
@@ -106,6 +108,23 @@ class Tensor:
         if np_dtype is not None and proto.HasField("raw_data"):
             return np.frombuffer(proto.raw_data, dtype=np_dtype).reshape(self.shape)
         return numpy_helper.to_array(proto)
+
+    def fingerprint(self) -> bytes:
+        """A 16-byte hash of dtype, shape and up to 4,096 evenly spaced elements, computed once.
+
+        Equal tensors have equal fingerprints; equal fingerprints only say the data is worth comparing.
+        """
+        if self._digest is None:
+            hasher = hashlib.blake2b(digest_size=16)
+            hasher.update(repr((self.dtype, self.shape)).encode())
+            flat = self.numpy().reshape(-1)
+            sample = flat[:: max(1, flat.size // 4096)]
+            if sample.dtype.kind in "OSU":
+                hasher.update(repr(sample.tolist()).encode())
+            else:
+                hasher.update(memoryview(np.ascontiguousarray(sample)).cast("B"))
+            self._digest = hasher.digest()
+        return self._digest
 
     def to_proto(self, name: str) -> TensorProto:
         """A TensorProto holding the data inline (external data is read in)."""

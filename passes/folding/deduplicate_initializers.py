@@ -1,26 +1,19 @@
 """deduplicate_initializers: initializers with the same dtype, shape and bytes are shared."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
-from onnx import TensorProto
-
 from onnxopt.ir import Graph, Model, Value
 from onnxopt.passmanager import Pass, PassResult, register_pass
 
 _Key = tuple[int, tuple[int, ...], int]
 
 
-def _content(value: Value) -> bytes:
-    array = value.const_value.numpy()
-    if value.const_value.dtype == TensorProto.STRING:
-        return b"\0".join(s if isinstance(s, bytes) else str(s).encode() for s in array.reshape(-1))
-    return np.ascontiguousarray(array).tobytes()
+def _same_content(a: Value, b: Value) -> bool:
+    return bool(np.array_equal(a.const_value.numpy(), b.const_value.numpy()))
 
 
 class _Index:
-    """Initializers visible in a scope, grouped by (dtype, shape, bytes); content is hashed only on a size clash."""
+    """Initializers visible in a scope, grouped by (dtype, shape, bytes); fingerprinted only on a size clash."""
 
     def __init__(self, parent: _Index | None = None) -> None:
         self.parent = parent
@@ -29,7 +22,7 @@ class _Index:
         self.hashed: set[Value] = set()
 
     def _hash(self, key: _Key, value: Value) -> bytes:
-        digest = hashlib.blake2b(_content(value), digest_size=16).digest()
+        digest = value.const_value.fingerprint()
         self.hashed.add(value)
         self.by_hash.setdefault((key, digest), value)
         return digest
@@ -45,9 +38,9 @@ class _Index:
                     if other not in scope.hashed:
                         scope._hash(key, other)
                 if digest is None:
-                    digest = hashlib.blake2b(_content(value), digest_size=16).digest()
+                    digest = value.const_value.fingerprint()
                 found = scope.by_hash.get((key, digest))
-                if found is not None and _content(found) == _content(value):
+                if found is not None and _same_content(found, value):
                     return found
             scope = scope.parent
         return None
