@@ -49,7 +49,7 @@ def render(outcomes: list, statuses: tuple[str, ...], total_cases: int, seconds:
         "  constant equal to the expected output (rtol 1e-3, atol 1e-7; two ULPs for types coarser than float32).",
         "  *unfolded*: the folder left some outputs as nodes (by design, e.g. random or sequence ops), and the",
         "  remaining model still computes the expected outputs in ONNX Runtime. *n/a*: an input is a sequence or",
-        "  optional, which an initializer cannot hold.",
+        "  optional, which an initializer cannot hold, or onnxopt refuses the model on purpose (opset < 7).",
         "- **pipeline**: the default pipeline (`fold,cleanup,fuse`) runs with the inputs left as inputs; ONNX",
         "  Runtime (its own optimizations off) must still give the expected outputs, and `onnx.checker` must accept",
         "  the result.",

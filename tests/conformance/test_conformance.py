@@ -10,30 +10,13 @@ import pytest
 
 from spec_cases import FAIL, check_case, load_cases, sample
 
-LINT_EMPTY_OUTPUT = "ir lint: an omitted optional output (name '') is rejected as 'has no name'"
-TENSOR_EMPTY = "ir Tensor.serialized_parts: a zero-element array cannot be serialized (memoryview.cast)"
-FOLD_FLOAT8 = "fold_constants (evaluate): a FLOAT8E4M3FN result from ORT is stored as a UINT8 initializer"
+SWISH_OPSET_25 = ("fuse_silu: at opset >= 25 it emits Swish, which ONNX Runtime implements for opset 24 only, "
+                  "so the optimized model no longer loads in ORT")
 
-# (case, check) → why it fails. Each names the pass or IR piece at fault (see the minimal repros in
-# test_conformance_regressions.py).
+# (case, check) → why it fails, naming the pass at fault (minimal repros in test_conformance_regressions.py).
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    **{(f"test_{name}", "pipeline"): LINT_EMPTY_OUTPUT for name in (
-        "attention_23_fullymasked_qk_matmul_output_mode3_zero", "attention_24_fullymasked_qk_matmul_output_mode3_zero",
-        "attention_24_qk_matmul_output_mode3_softmax_precision", "attention_4d_with_qk_matmul",
-        "attention_4d_with_qk_matmul_bias", "attention_4d_with_qk_matmul_softcap",
-        "attention_4d_with_qk_matmul_softmax", "attention_local_window_gqa_rank4_mask", "gru_defaults",
-        "gru_seq_length", "gru_with_initial_bias", "lstm_bidirectional", "lstm_defaults", "lstm_reverse",
-        "lstm_with_initial_bias", "lstm_with_peepholes", "rnn_seq_length", "simple_rnn_bidirectional",
-        "simple_rnn_defaults", "simple_rnn_reverse", "simple_rnn_with_initial_bias",
-    )},
-    ("test_causal_conv_with_state_kernel_size_one_expanded", "pipeline"): TENSOR_EMPTY,
-    **{(f"test_{name}", "fold"): FOLD_FLOAT8 for name in (
-        "cast_FLOAT16_to_FLOAT8E4M3FN", "cast_FLOAT_to_FLOAT8E4M3FN", "cast_no_saturate_FLOAT16_to_FLOAT8E4M3FN",
-        "cast_no_saturate_FLOAT_to_FLOAT8E4M3FN", "castlike_FLOAT16_to_FLOAT8E4M3FN",
-        "castlike_FLOAT16_to_FLOAT8E4M3FN_expanded", "castlike_FLOAT_to_FLOAT8E4M3FN",
-        "castlike_FLOAT_to_FLOAT8E4M3FN_expanded", "castlike_no_saturate_FLOAT16_to_FLOAT8E4M3FN",
-        "castlike_no_saturate_FLOAT16_to_FLOAT8E4M3FN_expanded", "castlike_no_saturate_FLOAT_to_FLOAT8E4M3FN",
-        "castlike_no_saturate_FLOAT_to_FLOAT8E4M3FN_expanded",
+    **{(f"test_causal_conv_with_state_{name}", "pipeline"): SWISH_OPSET_25 for name in (
+        "silu_expanded", "silu_fp16_expanded", "silu_with_past_state_expanded", "swish_alias_expanded",
     )},
 }
 
