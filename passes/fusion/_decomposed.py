@@ -34,9 +34,17 @@ def constant(value: Value | None) -> np.ndarray | None:
     return None
 
 
+def shape_of(value: Value | None) -> tuple | None:
+    """The value's shape when it can be trusted: not for a graph output that a node produces, whose declared shape
+    inference keeps and real exports sometimes get wrong (DESIGN.md §10)."""
+    if value is None or value.is_graph_output() and value.producer() is not None:
+        return None
+    return value.shape
+
+
 def rank(value: Value | None) -> int | None:
-    """The value's rank when known (from its type or constant data)."""
-    shape = value.shape if value is not None else None
+    """The value's rank when known and trusted (see `shape_of`)."""
+    shape = shape_of(value)
     return None if shape is None else len(shape)
 
 
@@ -112,7 +120,7 @@ def negative_axis(node: Node, operand: Value) -> int | None:
 
 def trailing_dims(value: Value, axis: int) -> tuple[int, ...] | None:
     """The static dims of `value` from the negative `axis` on, or None when any is unknown."""
-    shape = value.shape
+    shape = shape_of(value)
     if shape is None or len(shape) < -axis:
         return None
     dims = shape[axis:]

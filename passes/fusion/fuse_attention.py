@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, scalar
+from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, scalar, shape_of
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
 from onnxopt.rewrite import Rule
 
@@ -116,7 +116,7 @@ def _same(a, b) -> bool:
 
 def _heads(m) -> tuple[int, int, int] | str:
     """(heads, head size of Q/K, head size of V) from static inferred shapes, or the reason they are not known."""
-    q, k, v = m["q"].shape, m["k"].shape, m["v"].shape
+    q, k, v = shape_of(m["q"]), shape_of(m["k"]), shape_of(m["v"])
     split = {name: m.node(f"{name}_heads").outputs[0].shape for name in "qkv"}
     if any(s is None or len(s) != 3 for s in (q, k, v)) or any(s is None or len(s) != 4 for s in split.values()):
         return "the query/key/value are not known to be [batch, sequence, hidden] split into [.., heads, size]"
@@ -131,11 +131,23 @@ def _heads(m) -> tuple[int, int, int] | str:
         return "the query, key and value are split into different heads"
     if not (_same(k[0], q[0]) and _same(v[0], q[0]) and _same(v[1], k[1])):
         return "the query, key and value batch/sequence dims are not known to match"
-    merged = m.root.outputs[0].shape
-    if merged is None or len(merged) != 3 or not (_same(merged[0], q[0]) and _same(merged[1], q[1])) \
-            or merged[2] != heads * v_size:
+    if not _merges_heads(m, q, heads * v_size):
         return "the final Reshape does not merge the heads back into [batch, sequence, hidden]"
     return heads, size, v_size
+
+
+def _merges_heads(m, q: tuple, hidden: int) -> bool:
+    """The final Reshape gives [batch, sequence, hidden]: by its inferred shape, or (for a graph output, whose
+    declared shape is not trusted) by a constant target that copies or restates batch and sequence."""
+    merged = shape_of(m.root.outputs[0])
+    if merged is not None:
+        return len(merged) == 3 and _same(merged[0], q[0]) and _same(merged[1], q[1]) and merged[2] == hidden
+    target = constant(m["out_shape"])
+    if target is None or target.shape != (3,):
+        return False
+    copies = not m.root.attr("allowzero", 0)
+    keeps = all(t == 0 and copies or isinstance(d, int) and t == d for t, d in zip(target[:2].tolist(), q[:2]))
+    return keeps and int(target[2]) in (hidden, -1)
 
 
 def _scale(m, split: bool) -> float | None:
@@ -158,7 +170,7 @@ def _mask_expansion(m, heads: tuple[int, int, int]) -> list[int] | None | str:
 
     None when the mask already has that shape; the reason when it cannot be given that shape.
     """
-    mask, q, k = m["mask"].shape, m["q"].shape, m["k"].shape
+    mask, q, k = shape_of(m["mask"]), shape_of(m["q"]), shape_of(m["k"])
     if mask is None or len(mask) > 4:
         return "the mask's shape is unknown or of rank above 4"
     dims = (1,) * (4 - len(mask)) + tuple(mask)

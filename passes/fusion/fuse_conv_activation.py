@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnxopt.passes.fusion._decomposed import ORT_TYPES, clip_bounds, float_type_reason
+from onnxopt.passes.fusion._decomposed import ORT_TYPES, clip_bounds, float_type_reason, shape_of
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
 from onnxopt.rewrite import Rule
 
@@ -53,7 +53,7 @@ class FuseConvAddActivation(Rule):
         reason = float_type_reason(m["x"], ORT_TYPES)
         if reason:
             return m.fail(reason)
-        conv_shape, z_shape = m.node("Conv").outputs[0].shape, m["z"].shape
+        conv_shape, z_shape = m.node("Conv").outputs[0].shape, shape_of(m["z"])
         if conv_shape is None or conv_shape != z_shape or not all(isinstance(d, int) for d in conv_shape):
             return m.fail(f"the added value's shape {z_shape} is not the Conv output's static shape {conv_shape}")
         if activation_params(m) is None:

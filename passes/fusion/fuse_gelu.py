@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, is_scalar, rank
+from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, is_scalar, rank, shape_of
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
 from onnxopt.rewrite import Rule
 
@@ -106,7 +106,7 @@ class FuseBiasGelu(Rule):
         x, b = m["x"], constant(m["b"])
         if b is None or constant(x) is not None:
             return m.fail("the added value is not a constant bias")
-        shape = x.shape
+        shape = shape_of(x)
         if not shape or not isinstance(shape[-1], int):
             return m.fail(f"the last dim of {x.name!r} is unknown")
         if _bias_vector(b, rank(x), shape[-1]) is None:
@@ -115,9 +115,9 @@ class FuseBiasGelu(Rule):
 
     def rewrite(self, op, m):
         x = m["x"]
-        bias = m["b"]
-        if bias.shape != (x.shape[-1],):
-            bias = op.const(_bias_vector(constant(bias), rank(x), x.shape[-1]), name=bias.name)
+        bias, size = m["b"], shape_of(x)[-1]
+        if constant(bias).shape != (size,):
+            bias = op.const(_bias_vector(constant(bias), rank(x), size), name=bias.name)
         if m.node("gelu").op_type == "Gelu":
             return op.BiasGelu(x, bias, _domain=MS)
         return op.FastGelu(x, bias, _domain=MS)

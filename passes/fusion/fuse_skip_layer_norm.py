@@ -6,7 +6,7 @@ root's outputs, so the pre-norm layout (the sum is also the next residual) is le
 """
 from __future__ import annotations
 
-from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, negative_axis
+from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, negative_axis, shape_of
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
 from onnxopt.rewrite import Rule
 
@@ -46,7 +46,7 @@ class FuseSkipLayerNormBias(FuseSkipLayerNorm):
         reason = skip_norm_reason(m)
         if not reason:
             bias, x = constant(m["b"]), m["x"]
-            if bias is None or bias.ndim != 1 or bias.shape[0] != x.shape[-1] or constant(x) is not None:
+            if bias is None or bias.ndim != 1 or bias.shape[0] != shape_of(x)[-1] or constant(x) is not None:
                 reason = f"{m['b'].name!r} is not a constant vector over the hidden dim"
         return m.fail(reason) if reason else True
 
@@ -83,16 +83,16 @@ def skip_norm_reason(m) -> str:
         return reason
     if int(norm.attr("stash_type", 1)) != 1:
         return f"the {norm.op_type} computes in another type than float (stash_type)"
-    shape = x.shape
+    shape = shape_of(x)
     if shape is None or len(shape) not in (2, 3) or None in shape:
         return f"{x.name!r} is not known to have rank 2 or 3 (shape {shape})"
-    if skip.shape != shape:
-        return f"the Add operands have different or unknown shapes ({shape} and {skip.shape})"
+    if shape_of(skip) != shape:
+        return f"the Add operands have different or unknown shapes ({shape} and {shape_of(skip)})"
     if negative_axis(norm, x) != -1:
         return f"the {norm.op_type} is not over the last axis"
     params = [m["gamma"], m["beta"]] if norm.op_type == "LayerNormalization" else [m["gamma"]]
     for value in params:
-        if value is not None and (value.shape is None or len(value.shape) != 1):
+        if value is not None and (shape_of(value) is None or len(shape_of(value)) != 1):
             return f"{value.name!r} is not a vector"
     return ""
 

@@ -222,3 +222,10 @@ def test_affine_folding_keeps_outputs_for_any_broadcast(shape, with_beta):
     assert histogram["LayerNormalization"] == 1
     assert histogram["Mul"] == (0 if folds else 1)
     assert_same_outputs(original, model, rtol=0.0)
+
+
+def test_wrong_declared_shape_of_a_graph_output_is_not_trusted():
+    """x is also a graph output, declared (wrongly) with 4 features: the normalized dims are unknown, not 4."""
+    text = layer_norm(outputs="float[2,5,8] y, float[2,5,4] x").replace("g (float[2,5,8] x)", "g (float[2,5,8] x0)")
+    text = text.replace("mean = ReduceMean", "x = Relu(x0)\n      mean = ReduceMean", 1)
+    assert_declines(RULE, text, INITS, "the normalized dims of 'x' are not static")
