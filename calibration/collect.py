@@ -5,7 +5,10 @@ the number of samples.
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -14,11 +17,13 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from onnxopt.bench.progress import ProgressBar
-from onnxopt.calibration.observers import Observer, make_observer
+from onnxopt.calibration.observers import Observer, make_observer, observer_from_state
 from onnxopt.errors import DataError
 from onnxopt.ir import Model, serialize
 
 logger = logging.getLogger(__name__)
+
+PARALLEL_MIN = 16  # fewer histogram searches than this are not worth starting processes for
 
 
 @dataclass
@@ -29,9 +34,22 @@ class Collection:
     samples: int
     seconds: float
 
-    def ranges(self) -> dict[str, tuple[float, float]]:
-        """Each tensor's calibrated (min, max)."""
-        return {name: obs.range() for name, obs in self.observers.items()}
+    def ranges(self, workers: int | None = None) -> dict[str, tuple[float, float]]:
+        """Each tensor's calibrated (min, max). Histogram searches (entropy, percentile, mse) run in
+        `workers` processes (default: one per CPU, at most 8) when there are many tensors."""
+        names = list(self.observers)
+        workers = min(os.cpu_count() or 1, 8) if workers is None else workers
+        histogram = any(obs.method != "minmax" for obs in self.observers.values())
+        if not histogram or workers < 2 or len(names) < PARALLEL_MIN or "fork" not in mp.get_all_start_methods():
+            return {name: self.observers[name].range() for name in names}
+        states = [self.observers[name].state_dict() for name in names]
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            found = list(pool.map(_range_of_state, states, chunksize=max(1, len(states) // (4 * workers))))
+        return dict(zip(names, found))
+
+
+def _range_of_state(state: dict) -> tuple[float, float]:
+    return observer_from_state(state).range()
 
 
 def collect(

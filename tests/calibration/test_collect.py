@@ -115,3 +115,16 @@ def test_memory_is_constant_in_the_number_of_samples():
     assert result.samples == 2000
     growth = marks[2000] - marks[200]
     assert growth < 16 * 2**20, f"RSS grew by {growth / 2**20:.1f} MB between 200 and 2,000 samples"
+
+
+def test_parallel_range_search_matches_serial():
+    model = small_model()
+    result = collect(model, ["x", "c", "r", "y"], stream(4), "percentile")
+    import onnxopt.calibration.collect as module
+
+    serial = result.ranges(workers=1)
+    saved, module.PARALLEL_MIN = module.PARALLEL_MIN, 2
+    try:
+        assert result.ranges(workers=2) == serial
+    finally:
+        module.PARALLEL_MIN = saved
