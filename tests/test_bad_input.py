@@ -258,7 +258,7 @@ def test_custom_domain_ops_are_left_alone_and_still_run(capfd, work, target):
     assert_same_outputs(str(work / "custom.onnx"), str(work / "out.onnx"))
 
 
-# ---- input data (onnxopt bench --data: the loader calibration uses; `quantize` is not in the CLI yet) ------
+# ---- input data: onnxopt bench --data reads the first sample, onnxopt quantize --data every one ----------
 def _data_dir(work, name: str, files: dict[str, np.ndarray | dict]) -> str:
     directory = work / name
     directory.mkdir()
@@ -296,6 +296,31 @@ def test_bad_benchmark_data(capfd, work, name, files, words):
     assert_left_as_before(work, before)
 
 
+def _calibration_files(bad: np.ndarray) -> dict[str, np.ndarray]:
+    """A good first sample, then the bad one: the error must name the second file."""
+    return {"s0.npy": np.zeros((2, 64), np.float32), "s1.npy": bad}
+
+
+@pytest.mark.parametrize(
+    "name, files, words",
+    [
+        ("empty", {}, ("empty", "is empty")),
+        ("mixed", {"a.npy": np.zeros((2, 64), np.float32), "b.npz": {"x": np.zeros((2, 64), np.float32)}},
+         ("mixed calibration data layouts",)),
+        ("shape", _calibration_files(np.zeros((2, 32), np.float32)), ("s1.npy", "expected shape [2, 64]", "[2, 32]")),
+        ("dtype", _calibration_files(np.zeros((2, 64), np.float16)), ("s1.npy", "expected dtype float32", "float16")),
+        ("nan", _calibration_files(np.full((2, 64), np.nan, np.float32)), ("s1.npy", "NaN")),
+    ],
+)
+def test_bad_calibration_data(capfd, work, name, files, words):
+    data = _data_dir(work, name, files)
+    before = _listing(work)
+    code, _, err = cli(capfd, "-q", "quantize", work / "matmul.onnx", "-o", work / "q.onnx", "--data", data,
+                       "--no-latency-check", "--report", work / "q.json")
+    assert_user_error(code, err, *words)
+    assert_left_as_before(work, before)
+
+
 # ---- Ctrl-C --------------------------------------------------------------------------------------------
 READY = "import sys, onnxopt.cli; print('ready', flush=True); sys.exit(onnxopt.cli.main(sys.argv[1:]))"
 
@@ -322,3 +347,37 @@ def test_ctrl_c_during_benchmark_exits_130_and_writes_no_report(work):
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
     assert not report.exists()
     assert_left_as_before(work, {"tiny.onnx", "matmul.onnx"})
+
+
+def test_ctrl_c_during_calibration_exits_130_and_writes_nothing(work):
+    # The second calibration sample is a FIFO: reading it blocks, so the signal lands mid-calibration for sure.
+    data = _data_dir(work, "calibration", {"s0.npy": np.zeros((2, 64), np.float32)})
+    os.mkfifo(data / "s1.npy")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "onnxopt", "quantize", str(work / "matmul.onnx"), "-o", str(work / "q.onnx"),
+         "--data", str(data), "--no-latency-check", "--report", str(work / "q.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    writer = None
+    try:
+        deadline = time.monotonic() + 60
+        while writer is None and proc.poll() is None and time.monotonic() < deadline:
+            try:  # succeeds only once the quantizer has the FIFO open for reading
+                writer = os.open(data / "s1.npy", os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.05)
+        assert writer is not None, proc.stderr.read() if proc.poll() is not None else "never read the samples"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if writer is not None:
+            os.close(writer)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err
+    assert not (work / "q.onnx").exists() and not (work / "q.json").exists()
+    assert not [name for name in _listing(work) if ".onnxopt-" in name]
