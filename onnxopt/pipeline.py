@@ -143,9 +143,12 @@ def check_model(model: Model, path: str | None = None) -> None:
 
 
 def portability(model: Model) -> str:
-    """'standard' when only ai.onnx ops are used, 'onnxruntime' when com.microsoft ops are, else 'custom'."""
-    domains = {node.domain for graph in model.graph.all_graphs() for node in graph} - {"", "ai.onnx"}
-    if not domains:
+    """'standard' when every op is an ai.onnx op the onnx spec defines, 'onnxruntime' when the others are
+    ONNX Runtime ops (com.microsoft, or ORT-only ops in the default domain), else 'custom'."""
+    nodes = [node for graph in model.graph.all_graphs() for node in graph]
+    domains = {node.domain for node in nodes} - {"", "ai.onnx"}
+    nonstandard = any(node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type) for node in nodes)
+    if not domains and not nonstandard:
         return "standard"
     return "onnxruntime" if domains <= {"com.microsoft", "ai.onnx.ml"} else "custom"
 
