@@ -122,9 +122,8 @@ def difference(expected: Any, actual: Any, rtol: float = 1e-3, atol: float = 1e-
         return None
     with np.errstate(invalid="ignore"):
         excess = np.abs(a - e) - (atol + rtol * np.abs(e))
-    excess[np.isnan(a) != np.isnan(e)] = np.inf
-    excess[np.isnan(excess) & (np.isnan(a) == np.isnan(e)) & ~np.isnan(e)] = np.inf  # inf vs -inf or vs finite
-    excess[np.isnan(excess)] = -np.inf  # NaN in both
+    excess[np.isnan(excess)] = np.inf  # NaN against a number, or infinities of opposite signs
+    excess[(a == e) | (np.isnan(a) & np.isnan(e))] = -np.inf  # equal, the same infinity included
     where = np.unravel_index(int(np.argmax(excess)), excess.shape)
     return f"{a[where]:.7g} instead of {e[where]:.7g} at {tuple(int(i) for i in where)} (rtol {rtol:g}, atol {atol:g})"
 
