@@ -227,18 +227,22 @@ class PassManager:
         history: list[PassRecord] = []
         converged = False
         iteration = 0
+        # dead-code elimination runs inside every iteration too: a dead reader can block a fusion
+        steps = list(zip(self.names, self.passes))
+        steps += [(p.name, p) for p in self.final if p.name not in self.names]
         while iteration < self.max_iterations and self.passes:
             iteration += 1
             changed = False
-            for name, pass_ in zip(self.names, self.passes):
+            for name, pass_ in steps:
                 changed |= self._apply(name, pass_, model, stats, history, iteration)
             if not changed:
                 converged = True
                 break
         if not converged and self.passes:
             logger.warning("pipeline did not reach a fixed point in %d iterations", self.max_iterations)
-        for pass_ in self.final:
-            self._apply(pass_.name, pass_, model, stats, history, iteration + 1)
+        if not self.passes:
+            for pass_ in self.final:
+                self._apply(pass_.name, pass_, model, stats, history, iteration + 1)
         for graph in model.graph.all_graphs():
             graph.sort()
         lint(model)

@@ -97,7 +97,7 @@ class Graph:
             identity = Node("Identity", [new], [Value()])
             self.append(identity)
             new = identity.outputs[0]
-        new.type = new.type or old.type
+        new.type = old.type if old.type is not None else new.type  # the declared interface type wins
         self._outputs = [new if v is old else v for v in self._outputs]
         self.output_set.discard(old)
         self.output_set.add(new)

@@ -122,7 +122,7 @@ class Tensor:
             if sample.dtype.kind in "OSU":
                 hasher.update(repr(sample.tolist()).encode())
             else:
-                hasher.update(memoryview(np.ascontiguousarray(sample)).cast("B"))
+                hasher.update(np.ascontiguousarray(sample).tobytes())  # small; also works for ml_dtypes arrays
             self._digest = hasher.digest()
         return self._digest
 

@@ -75,9 +75,6 @@ def test_inlined_untyped_branch_output_keeps_the_graph_output_type():
     assert_same_outputs(model.SerializeToString(), result.SerializeToString(), feeds)
 
 
-@pytest.mark.xfail(strict=True, reason="fuse_silu (passes/fusion/fuse_silu.py): at opset >= 25 it emits Swish, whose "
-                                       "ONNX Runtime kernel is registered for opset 24 only, so the result no longer "
-                                       "loads in ORT (the original does)")
 def test_silu_fusion_result_still_runs_in_onnxruntime_at_opset_25():
     model = model_from_text("""
         <ir_version: 11, opset_import: ["" : 25]>
@@ -86,9 +83,6 @@ def test_silu_fusion_result_still_runs_in_onnxruntime_at_opset_25():
     assert_same_outputs(serialize(model), result)
 
 
-@pytest.mark.xfail(strict=True, reason="deduplicate_initializers (passes/folding/deduplicate_initializers.py): its "
-                                       "fingerprint of a bfloat16 array raises ValueError 'cannot include dtype 'E' "
-                                       "in a buffer', so any model with two same-size bfloat16 weights fails")
 def test_bfloat16_weights_of_the_same_size_are_deduplicated():
     import ml_dtypes
 
@@ -104,9 +98,6 @@ def test_bfloat16_weights_of_the_same_size_are_deduplicated():
     assert sorted(t.name for t in result.graph.initializer) == ["a", "b"]
 
 
-@pytest.mark.xfail(strict=True, reason="Graph.replace_output (onnxopt/ir/graph.py), used by eliminate_nop: the value "
-                                       "taking over a graph output keeps its own shapeless type instead of the "
-                                       "output's declared one; onnx.checker then rejects the model")
 def test_removed_identity_keeps_the_graph_output_type():
     model = onnx.parser.parse_model("""
         <ir_version: 8, opset_import: ["" : 17]>

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import onnxopt
 from onnxopt.ir import serialize
 from onnxopt.testing import assert_same_outputs, model_from_text, op_histogram
 
 
-@pytest.mark.xfail(strict=True, reason="PassManager.run (onnxopt/passmanager.py) runs eliminate_dead_code only after "
-                                       "the fixed point, so a fusion blocked by a dead consumer (Conv+Add with a dead "
-                                       "Relu on the Conv) happens only on a second run: the pipeline is not idempotent")
 def test_fusion_blocked_by_a_dead_consumer_happens_in_the_first_run():
     model = model_from_text("""
         <ir_version: 8, opset_import: ["" : 17]>
