@@ -1,4 +1,4 @@
-"""Failing examples the property tests found, reduced by hand; open bugs are strict xfails naming the culprit."""
+"""Failing examples the property tests found, reduced by hand and kept as regression tests."""
 from __future__ import annotations
 
 import numpy as np
