@@ -10,28 +10,10 @@ import pytest
 
 from spec_cases import FAIL, check_case, load_cases, sample
 
-SWISH_OPSET_25 = ("fuse_silu: at opset >= 25 it emits Swish, which ONNX Runtime implements for opset 24 only, "
-                  "so the optimized model no longer loads in ORT")
-DEDUP_BFLOAT16 = ("deduplicate_initializers: fingerprinting a bfloat16 initializer raises 'cannot include dtype 'E' "
-                  "in a buffer' when two of them have the same size")
-OUTPUT_TYPE = ("Graph.replace_output (onnxopt/ir/graph.py), via eliminate_nop: a removed Identity's input takes over "
-               "the graph output with its own shapeless type; onnx.checker rejects the output")
-
-# (case, check) → why it fails, naming the pass at fault (minimal repros in test_conformance_regressions.py).
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    **{(f"test_causal_conv_with_state_{name}", "pipeline"): SWISH_OPSET_25 for name in (
-        "silu_expanded", "silu_fp16_expanded", "silu_with_past_state_expanded", "swish_alias_expanded",
-    )},
-    **{(f"test_{name}", "fold"): DEDUP_BFLOAT16 for name in (
-        "attention_3d_causal_bf16", "attention_3d_causal_bf16_expanded", "attention_4d_attn_mask_causal_bf16",
-        "attention_4d_attn_mask_causal_bf16_expanded", "attention_4d_causal_bf16", "attention_4d_causal_bf16_expanded",
-        "attention_4d_causal_padded_kv_bf16", "attention_4d_causal_padded_kv_bf16_expanded",
-        "attention_4d_padded_kv_bf16", "attention_4d_padded_kv_bf16_expanded", "range_bfloat16_type_positive_delta",
-        "range_bfloat16_type_positive_delta_expanded",
-    )},
-    ("test_affine_grid_3d_expanded", "pipeline"): OUTPUT_TYPE,
-    ("test_affine_grid_3d_align_corners_expanded", "pipeline"): OUTPUT_TYPE,
-}
+# (case, check) → why it fails, naming the pass at fault, with a minimal repro in test_conformance_regressions.py.
+# Empty: the failures found so far (omitted optional outputs in lint, empty tensors, float8 and bfloat16 folding,
+# untyped If branches, Swish at opset >= 25, graph output types) are fixed and their repros guard the fixes.
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(scope="module")
