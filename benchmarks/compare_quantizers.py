@@ -109,6 +109,7 @@ class Child:
 
     returncode: int
     seconds: float
+    cpu_seconds: float
     peak_rss_mb: float
     result: Optional[dict]
     error: str
@@ -136,7 +137,8 @@ def run_child(argv: list[str], log: Path, timeout: float) -> Child:
     lines = log.read_text(errors="replace").splitlines()
     result = next((json.loads(line[len(RESULT_PREFIX):]) for line in reversed(lines) if line.startswith(RESULT_PREFIX)), None)
     error = "" if result is not None else (next((l for l in reversed(lines) if l.strip()), f"exit {proc.returncode}"))[:200]
-    return Child(proc.returncode, time.perf_counter() - start, usage.ru_maxrss / 1024, result, error, timed_out)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Child(proc.returncode, time.perf_counter() - start, cpu, usage.ru_maxrss / 1024, result, error, timed_out)
 
 
 def emit_result(result: dict) -> None:
@@ -272,6 +274,7 @@ class Run:
     tool: str
     samples: int
     seconds: Optional[float] = None
+    cpu_seconds: Optional[float] = None
     peak_rss_mb: Optional[float] = None
     error: str = ""
     note: str = ""
@@ -298,14 +301,14 @@ def quantize_all(models: list[SuiteModel], tools: list[str], counts: list[int], 
         for tool, count in plan:
             out = work / f"{model.name}.{tool}.{count}.onnx"
             child = _child(args, tool, model.name, count, out, str(pre))
-            run = Run(model.name, tool, count, child.seconds, child.peak_rss_mb, child.error, path=str(out))
+            run = Run(model.name, tool, count, child.seconds, child.cpu_seconds, child.peak_rss_mb, child.error, path=str(out))
             if child.result:
                 run.note = "; ".join(x for x in (child.result.get("note", ""), pre_note if tool.startswith("ort-") else "") if x)
             if child.timed_out:
                 run.error = f"timed out after {args.timeout:.0f} s"
             if child.returncode == 137 and "RSS limit" in Path(work / "logs" / f"{out.stem}.log").read_text(errors="replace"):
                 run.error = f"stopped above {args.rss_limit_gb:g} GB RSS"
-            print(f"{model.name:<10} {tool:<16} {count:>5} samples: {_fmt(run.seconds, '.1f')} s, "
+            print(f"{model.name:<10} {tool:<16} {count:>5} samples: {_fmt(run.seconds, '.1f')} s ({_fmt(run.cpu_seconds, '.1f')} CPU s), "
                   f"{_fmt(run.peak_rss_mb, '.0f')} MB {run.error or run.note}", flush=True)
             runs.append(run)
     return runs
@@ -391,17 +394,19 @@ def write_report(path: Path, runs: list[Run], models: list[SuiteModel], args, st
         "(ORT_ENABLE_ALL). Latency: int8 / fp32 median, all variants of a model interleaved in the same rounds, in a "
         f"random order each round (ORT_ENABLE_ALL, {', '.join(map(str, threads))} intra-op thread(s); CPU time of the "
         "calling thread with 1 thread, wall time otherwise), timed on the run with the most samples. "
-        "Wall time and peak RSS are the quantizing process's own (a fresh Python process each run, imports included).",
+        "Wall time, CPU time (user + system, all threads) and peak RSS are the quantizing process's own (a fresh Python "
+        "process each run, imports included); on a shared machine the CPU time is the fairer cost.",
         "",
-        "| model | quantizer | samples | wall s | peak RSS MB | SQNR dB | top-1 | "
+        "| model | quantizer | samples | wall s | CPU s | peak RSS MB | SQNR dB | top-1 | "
         + " | ".join(f"int8/fp32 {t}T" for t in threads) + " | notes |",
-        "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(threads) + "---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(threads) + "---|",
     ]
     for run in runs:
         ratios = " | ".join(_fmt(run.ratio.get(t), ".2f") for t in threads)
         top1 = "—" if run.top1 is None else f"{run.top1:.1%}"
         samples = "—" if run.tool.endswith("dynamic") else str(run.samples)
-        lines.append(f"| {run.model} | {run.tool} | {samples} | {_fmt(run.seconds, '.1f')} | {_fmt(run.peak_rss_mb, '.0f')} | "
+        lines.append(f"| {run.model} | {run.tool} | {samples} | {_fmt(run.seconds, '.1f')} | {_fmt(run.cpu_seconds, '.1f')} | "
+                     f"{_fmt(run.peak_rss_mb, '.0f')} | "
                      f"{_fmt(run.sqnr_db, '.1f')} | {top1} | {ratios} | {run.error or run.note} |")
     lines += ["", "## Targets", ""] + _targets(runs, models, args) + [""]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -420,6 +425,8 @@ def _targets(runs: list[Run], models: list[SuiteModel], args) -> list[str]:
             ours, theirs = by.get((name, f"onnxopt-{method}", high)), by.get((name, f"ort-{method}", high))
             if ours and theirs and ours.ratio.get(1) and theirs.ratio.get(1):
                 checks.append(f"{method} latency {ours.ratio[1]:.2f} vs ORT {theirs.ratio[1]:.2f}")
+            if ours and theirs and ours.cpu_seconds and theirs.cpu_seconds and not ours.error and not theirs.error:
+                checks.append(f"{method} CPU time {ours.cpu_seconds:.0f} s vs ORT {theirs.cpu_seconds:.0f} s")
             if ours and ours.sqnr_db is not None:
                 other = "failed" if theirs and theirs.error else _fmt(theirs.sqnr_db if theirs else None, ".1f")
                 checks.append(f"{method} SQNR {ours.sqnr_db:.1f} vs ORT {other} dB")

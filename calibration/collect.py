@@ -5,6 +5,7 @@ the number of samples.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import os
 import time
@@ -17,7 +18,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from onnxopt.bench.progress import ProgressBar
-from onnxopt.calibration.observers import Observer, make_observer, observer_from_state
+from onnxopt.calibration.observers import MinMaxObserver, Observer, make_observer, observer_from_state
 from onnxopt.errors import DataError
 from onnxopt.ir import Model, serialize
 
@@ -82,9 +83,9 @@ def collect(
         except Exception as exc:  # onnxruntime raises its own exception types for bad feeds
             raise DataError(f"calibration sample {count}: onnxruntime could not run it: {str(exc).splitlines()[0]}") from None
         for name, array in zip(outputs, results):
-            observers[name].update(array)
+            _observe(observers[name], array)
         for name in fed:
-            observers[name].update(sample[name])
+            _observe(observers[name], sample[name])
         del results
         count += 1
         if bar.enabled:
@@ -96,6 +97,18 @@ def collect(
     if count == 0:
         raise DataError("no calibration samples: the data source is empty (or --samples is 0)")
     return Collection(observers, count, time.perf_counter() - start)
+
+
+def _observe(observer: Observer, array: np.ndarray) -> None:
+    """Update an observer; a min-max observer gets just the batch's min and max when both are finite and
+    within its outlier limit (the same state, without its float64 pass over every value)."""
+    if isinstance(observer, MinMaxObserver) and array.size and array.dtype.kind == "f":
+        lo, hi = float(array.min()), float(array.max())
+        limit = observer.outlier_limit
+        if math.isfinite(lo) and math.isfinite(hi) and (limit is None or max(-lo, hi) <= limit):
+            observer.update(np.array([lo, hi]))
+            return
+    observer.update(array)
 
 
 def _session(model: Model, outputs: Sequence[str], threads: int) -> ort.InferenceSession:

@@ -46,24 +46,26 @@ class Evaluator:
         self.names = [o.name for o in ref.get_outputs()]
         self.reference = [ref.run(self.names, s) for s in self.samples]
 
-    def evaluate(self, candidate: Model | bytes) -> list[OutputAgreement]:
-        """Per-output agreement of `candidate` with the float model (float outputs only)."""
-        if not self.samples:
+    def evaluate(self, candidate: Model | bytes, limit: int | None = None) -> list[OutputAgreement]:
+        """Per-output agreement of `candidate` with the float model (float outputs only) on the first
+        `limit` samples (all by default)."""
+        samples = self.samples[:limit]
+        if not samples:
             return []
         sess = session(candidate, self.threads)
-        got = [sess.run(self.names, s) for s in self.samples]
+        got = [sess.run(self.names, s) for s in samples]
         result = []
         for k, name in enumerate(self.names):
-            refs = [r[k] for r in self.reference]
+            refs = [r[k] for r in self.reference[: len(samples)]]
             outs = [g[k] for g in got]
             if not np.issubdtype(np.asarray(refs[0]).dtype, np.floating):
                 continue
             result.append(_agreement(name, refs, outs))
         return result
 
-    def sqnr(self, candidate: Model | bytes) -> float:
-        """The worst output SQNR in dB (inf when identical; nan without samples)."""
-        scores = [a.sqnr_db for a in self.evaluate(candidate)]
+    def sqnr(self, candidate: Model | bytes, limit: int | None = None) -> float:
+        """The worst output SQNR in dB (inf when identical; nan without samples), on the first `limit` samples."""
+        scores = [a.sqnr_db for a in self.evaluate(candidate, limit)]
         return min(scores) if scores else math.nan
 
 

@@ -28,6 +28,7 @@ class Built(NamedTuple):
 
 
 Build = Callable[[frozenset[str]], Built]
+SENSITIVITY_SAMPLES = 4
 
 
 def search_accuracy(
@@ -41,11 +42,11 @@ def search_accuracy(
         return current, keep_float, []
     everything = keep_float | frozenset(units)
     noise = {}
-    for unit in units:
-        noise[unit] = _noise(evaluator.sqnr(build(everything - {unit}).model))
+    for unit in units:  # ranking only needs rough numbers: a few samples suffice
+        noise[unit] = _noise(evaluator.sqnr(build(everything - {unit}).model, SENSITIVITY_SAMPLES))
         logger.info("sensitivity of %s: %.1f dB alone", unit, -10 * math.log10(noise[unit]) if noise[unit] > 0 else math.inf)
     ranked = sorted(units, key=lambda u: noise[u], reverse=True)
-    total = _noise(sqnr)
+    total = _noise(evaluator.sqnr(current.model, SENSITIVITY_SAMPLES))
     allowed = 10 ** (-target_db / 10)
     # Noises rarely add exactly; scale each node's share so the shares sum to the measured total.
     norm = total / sum(noise.values()) if sum(noise.values()) > 0 else 0.0

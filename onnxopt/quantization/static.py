@@ -25,7 +25,7 @@ def quantize_static(
     params = activation_qparams(plan, dict(ranges), config, model, dict(aliases or {}))
     result = model.clone()
     InsertQDQ(plan, params, config).call(result)
-    PassManager(list(CLEANUP), max_iterations=2).run(result)
+    PassManager(list(CLEANUP), max_iterations=2, transactional=False).run(result)
     return result, params
 
 

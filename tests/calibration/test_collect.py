@@ -128,3 +128,18 @@ def test_parallel_range_search_matches_serial():
         assert result.ranges(workers=2) == serial
     finally:
         module.PARALLEL_MIN = saved
+
+
+def test_minmax_shortcut_keeps_outlier_and_nan_handling():
+    text = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[4] x) => (float[4] y) { y = Mul(x, two) }
+    """
+    model = model_from_text(text, {"two": np.float32(2)})
+    data = [{"x": np.array([1, 2, -3, np.nan], np.float32)}, {"x": np.array([1e9, 0.5, 0, 4], np.float32)}]
+    result = collect(model, ["x", "y"], data, "minmax")
+    direct = make_observer("minmax")
+    for sample in data:
+        direct.update(sample["x"] * 2)
+    assert result.ranges()["y"] == direct.range() == (-6.0, 8.0)
+    assert result.ranges()["x"] == (-3.0, 4.0)
