@@ -39,6 +39,8 @@ def _add_optimize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verify-samples", type=int, default=3, metavar="N", help="input samples for --verify (default 3)")
     p.add_argument("--data", metavar="DIR", help="real inputs for --verify (a calibration directory)")
     p.add_argument("--safe", action="store_true", help="with --verify: drop the culprit pass and write that result")
+    p.add_argument("--report", metavar="FILE",
+                   help="benchmark input vs output and write it with the pass statistics (.md, .json, .html, .txt)")
     p.add_argument("--external-data", action="store_true", default=None, help="store weights in a .data file beside the output")
     p.add_argument("--no-check", action="store_true", help="skip onnx.checker on the input (optimize a model it rejects)")
     p.set_defaults(run=_run_optimize)
@@ -46,7 +48,7 @@ def _add_optimize(sub: argparse._SubParsersAction) -> None:
 
 def _run_optimize(args: argparse.Namespace) -> int:
     from onnxopt import optimize, save
-    from onnxopt.summary import format_pass_stats, format_size_change
+    from onnxopt.summary import format_pass_stats, format_size_change, pass_stats_section, write_before_after_report
 
     result = optimize(
         args.model, args.passes, target=args.target, target_opset=args.target_opset,
@@ -65,6 +67,11 @@ def _run_optimize(args: argparse.Namespace) -> int:
             print(result.verification.summary())
         for name in result.excluded_passes:
             print(f"--safe: left out {name}, which changed the outputs")
+    if args.report:
+        bench = write_before_after_report(args.report, args.model, args.output, pass_stats_section(result),
+                                          progress=False if args.quiet else None)
+        if not args.quiet:
+            print(bench.to_table(), end="")
     return 0
 
 
@@ -242,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_optimize, _add_passes, _add_inspect, _add_bench, _add_demo, _add_quantize):
         add(sub)
+    for subparser in sub.choices.values():  # the global flags also work after the subcommand
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        subparser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                               help="no progress bars or summaries")
     return parser
 
 

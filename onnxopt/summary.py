@@ -1,8 +1,10 @@
 """Plain-text summaries the CLI prints: pass list, per-pass statistics, before/after sizes."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
+from onnxopt.bench import BenchResult, ReportSection
 from onnxopt.passmanager import GROUPS, PipelineResult, group_members, registered_passes
 
 
@@ -51,6 +53,24 @@ def format_size_change(source: str, output: str, result: PipelineResult) -> str:
     size_before, size_after = os.path.getsize(source), _size_with_data(output)
     return (f"{os.path.basename(source)} → {os.path.basename(output)}: nodes {before_nodes} → {after_nodes}, "
             f"size {size_before / 1e6:.2f} MB → {size_after / 1e6:.2f} MB")
+
+
+def write_before_after_report(
+    path: str, before: str, after: str, section: ReportSection, runs: int = 50, progress: bool | None = None,
+) -> BenchResult:
+    """Benchmark `before` against `after` (CPU, interleaved), attach `section`, and save the report at `path`."""
+    from onnxopt.bench import benchmark
+
+    result = benchmark({"input": before, "output": after}, runs=runs, warmup=max(1, runs // 10), progress=progress)
+    result.sections.append(section)
+    result.save(path)
+    return result
+
+
+def pass_stats_section(result: PipelineResult) -> ReportSection:
+    """The optimize statistics as a report section (text table, and per-pass figures for JSON)."""
+    data = {name: dataclasses.asdict(stats) for name, stats in result.stats.items()}
+    return ReportSection("Optimization passes", format_pass_stats(result), {"passes": data})
 
 
 def _size_with_data(path: str) -> int:

@@ -122,3 +122,15 @@ def test_bench_writes_reports_and_flags_unavailable_provider(tiny_path, tmp_path
     assert main(["bench", tiny_path, "--providers", "tensorrt"]) == 2
     err = capsys.readouterr().err
     assert "not available" in err and err.count("\n") == 1
+
+
+def test_optimize_report_holds_benchmark_and_pass_statistics(tiny_path, tmp_path):
+    import json
+
+    report = tmp_path / "opt.json"
+    assert main(["optimize", tiny_path, "-o", str(tmp_path / "o.onnx"), "--report", str(report), "-q"]) == 0
+    doc = json.loads(report.read_text())
+    assert [m["name"] for m in doc["models"]] == ["input", "output"]
+    assert doc["results"][1]["outputs"]["ok"]
+    section = doc["sections"][0]
+    assert section["title"] == "Optimization passes" and "eliminate_nop" in section["data"]["passes"]

@@ -27,6 +27,8 @@ JSON keys (``schema_version`` 1; keys are only ever added, never renamed or remo
       outputs          null for the baseline, else {max_abs_diff, sqnr_db, ok, detail}; non-finite
                        numbers are null (sqnr_db null with ok true: identical outputs)
       latencies_ms     every timed latency, in round order
+    sections[]       extra parts added by the command that ran the benchmark (optimize: pass statistics;
+                     quantize: the quantization report): title, text, data (a dict or null)
 """
 from __future__ import annotations
 
@@ -70,6 +72,7 @@ def to_dict(result: BenchResult) -> dict[str, Any]:
             for m in result.models
         ],
         "results": [_measurement_dict(m) for m in result.measurements],
+        "sections": [{"title": x.title, "text": x.text, "data": x.data} for x in result.sections],
     }
 
 
@@ -158,7 +161,8 @@ def to_table(result: BenchResult) -> str:
         padded = (c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
         return "  ".join(padded).rstrip()
 
-    return "\n".join([line(HEADERS), *(line(r) for r in body), *notes(result)]) + "\n"
+    extra = [f"\n{x.title}\n{x.text.rstrip()}" for x in result.sections]
+    return "\n".join([line(HEADERS), *(line(r) for r in body), *notes(result), *extra]) + "\n"
 
 
 def _md_escape(text: str) -> str:
@@ -170,6 +174,8 @@ def to_markdown(result: BenchResult) -> str:
     parts = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join("---" for _ in HEADERS) + "|"]
     parts += ["| " + " | ".join(_md_escape(c) for c in r) + " |" for r in rows(result)]
     parts += ["", _md_escape(LEGEND), ""] + [f"- {_md_escape(n)}" for n in notes(result)]
+    for x in result.sections:
+        parts += ["", f"**{_md_escape(x.title)}**", "", "```", x.text.rstrip(), "```"]
     parts += ["", "**Environment**", ""]
     parts += [f"- {k}: {_md_escape(_plain(v))}" for k, v in result.environment.items()]
     parts += ["", "**Command**", "", "```", result.command, "```", ""]
@@ -205,6 +211,7 @@ def to_html(result: BenchResult) -> str:
         "<h1>onnxopt benchmark</h1>", f"<table><tr>{head}</tr>{body}</table>",
         f"<p>{e(LEGEND)}</p>", "<ul>" + "".join(f"<li>{e(n)}</li>" for n in notes(result)) + "</ul>",
         "<h2>Latency distribution</h2>", box_plot_svg(series),
+        *(f"<h2>{e(x.title)}</h2><pre>{e(x.text)}</pre>" for x in result.sections),
         "<h2>Environment</h2>", f"<table>{env}</table>",
         f"<h2>Command</h2><p><code>{e(result.command)}</code></p>", "</body></html>", "",
     ])

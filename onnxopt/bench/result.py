@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from onnxopt.bench import report
@@ -46,6 +46,15 @@ class Measurement:
         return self.outputs is not None and not self.outputs.ok
 
 
+@dataclass(frozen=True)
+class ReportSection:
+    """Extra content a caller adds to a benchmark report (e.g. optimize's pass statistics): text, and data for JSON."""
+
+    title: str
+    text: str
+    data: Optional[dict[str, Any]] = None
+
+
 @dataclass
 class BenchResult:
     """All measurements of one benchmark, with its settings, environment and command line."""
@@ -55,6 +64,7 @@ class BenchResult:
     settings: dict[str, Any]
     environment: dict[str, Any]
     command: str
+    sections: list[ReportSection] = field(default_factory=list)
 
     @property
     def baseline(self) -> ModelInfo:

@@ -30,6 +30,7 @@ SCHEMA = {
         "device_memory_bytes": OPT_NUM, "kernels_by_provider": dict, "cpu_fallback": bool,
         "ratio": (dict, type(None)), "outputs": (dict, type(None)), "latencies_ms": list,
     }],
+    "sections": list,
 }
 
 
@@ -127,3 +128,14 @@ def test_cpu_fallback_is_reported(result: BenchResult) -> None:
     partial = dataclasses.replace(result, measurements=[fell_back])
     assert "fallback: fp32 on cuda ×1 ran kernels 2 on cpu, 40 on cuda" in partial.to_table()
     assert json.loads(partial.to_json())["results"][0]["cpu_fallback"] is True
+
+
+def test_sections_appear_in_every_format(result):
+    from onnxopt.bench import ReportSection
+
+    extended = dataclasses.replace(result, sections=[ReportSection("Optimization", "fold_constants  3 runs", {"nodes": 7})])
+    assert json.loads(extended.to_json())["sections"] == [
+        {"title": "Optimization", "text": "fold_constants  3 runs", "data": {"nodes": 7}}
+    ]
+    for text in (extended.to_table(), extended.to_markdown(), extended.to_html()):
+        assert "Optimization" in text and "fold_constants  3 runs" in text
