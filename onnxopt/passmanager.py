@@ -233,16 +233,18 @@ class PassManager:
         while iteration < self.max_iterations and self.passes:
             iteration += 1
             changed = False
+            checkpoint = _Checkpoint(model) if self.transactional else None
             for name, pass_ in steps:
-                changed |= self._apply(name, pass_, model, stats, history, iteration)
+                changed |= self._apply(name, pass_, model, stats, history, iteration, checkpoint)
             if not changed:
                 converged = True
                 break
         if not converged and self.passes:
             logger.warning("pipeline did not reach a fixed point in %d iterations", self.max_iterations)
         if not self.passes:
+            checkpoint = _Checkpoint(model) if self.transactional else None
             for pass_ in self.final:
-                self._apply(pass_.name, pass_, model, stats, history, iteration + 1)
+                self._apply(pass_.name, pass_, model, stats, history, iteration + 1, checkpoint)
         for graph in model.graph.all_graphs():
             graph.sort()
         lint(model)
@@ -250,10 +252,9 @@ class PassManager:
 
     def _apply(
         self, name: str, pass_: Pass, model: Model, stats: dict[str, PassStats], history: list[PassRecord],
-        iteration: int,
+        iteration: int, checkpoint: _Checkpoint | None,
     ) -> bool:
         entry = stats.setdefault(name, PassStats())
-        snapshot = model.clone() if self.transactional else None
         root = model.graph
         added, removed, count = root.nodes_added, root.nodes_removed, node_count(model)
         bytes_before = initializer_bytes(model)
@@ -265,8 +266,8 @@ class PassManager:
             for instrument in self.instruments:
                 instrument.after_pass(name, model, result)
         except Exception as exc:
-            if snapshot is not None:
-                model.restore(snapshot)
+            if checkpoint is not None:
+                checkpoint.roll_back(model)
             if isinstance(exc, OnnxoptError):  # a user mistake found by a pass (e.g. a bad --input-shape)
                 raise
             done = [r.name for r in history if r.modified]
@@ -292,7 +293,35 @@ class PassManager:
         for key, value in result.counters.items():
             entry.counters[key] = entry.counters.get(key, 0) + value
         history.append(PassRecord(name, iteration, result.modified))
+        if checkpoint is not None and result.modified:
+            checkpoint.applied.append(pass_)
         return result.modified
+
+
+class _Checkpoint:
+    """The model at the start of an iteration plus the passes that changed it since.
+
+    Rolling back restores the copy and replays those passes (they are deterministic), which gives the state
+    just before a failing pass for the price of one copy per iteration instead of one per pass.
+    """
+
+    def __init__(self, model: Model) -> None:
+        self.snapshot = model.clone()
+        self.applied: list[Pass] = []
+
+    def roll_back(self, model: Model) -> None:
+        """Make `model` what it was before the pass that is failing now."""
+        model.restore(self.snapshot)
+        self.snapshot = model.clone()
+        replayed: list[Pass] = []
+        try:
+            for pass_ in self.applied:
+                pass_.call(model)
+                replayed.append(pass_)
+        except Exception:  # a pass that does not replay: settle for the state at the start of the iteration
+            logger.warning("could not replay %s after a failure; the model is as it was before this iteration",
+                           self.applied[len(replayed)].name)
+            model.restore(self.snapshot)
 
 
 def _failing_node(exc: BaseException) -> Node | None:
