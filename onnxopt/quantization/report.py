@@ -129,7 +129,7 @@ class QuantReport:
                 lines.append(f"  {reason}: {shown}")
         lines.extend(f"note: {n}" for n in self.notes)
         lines.extend(f"warning: {w}" for w in self.warnings)
-        if self.tensors:
+        if self.tensors and max_tensors > 0:
             lines.append(f"tensors ({len(self.tensors)}; first {min(max_tensors, len(self.tensors))}): name [min, max] scale zero-point")
             for t in self.tensors[:max_tensors]:
                 lines.append(f"  {t.name} [{t.rmin:.4g}, {t.rmax:.4g}] {t.scale:.4g} {t.zero_point} {t.dtype}")
