@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from typing import Sequence
@@ -71,7 +72,7 @@ def _run_optimize(args: argparse.Namespace) -> int:
         bench = write_before_after_report(args.report, args.model, args.output, pass_stats_section(result),
                                           progress=False if args.quiet else None)
         if not args.quiet:
-            print(bench.to_table(), end="")
+            print(dataclasses.replace(bench, sections=[]).to_table(), end="")
     return 0
 
 
@@ -201,7 +202,8 @@ def _add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-latency-check", action="store_true", help="skip the final fp32 vs int8 timing")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads for the latency measurements (0: ORT default)")
     p.add_argument("--no-prepare", action="store_true", help="do not fold/clean up/fuse before quantizing")
-    p.add_argument("--report", metavar="FILE", help="write the report: .json, or text for any other suffix")
+    p.add_argument("--report", metavar="FILE",
+                   help="benchmark input vs output and write it with the quantization report (.md, .json, .html, .txt)")
     p.add_argument("--external-data", action="store_true", default=None, help="store weights in a .data file beside the output")
     images = p.add_argument_group("image preprocessing (image directories; overrides preprocess.toml)")
     images.add_argument("--size", metavar="H,W", help="resize to HEIGHT,WIDTH (default: the model's input size)")
@@ -215,7 +217,9 @@ def _add_quantize(sub: argparse._SubParsersAction) -> None:
 
 def _run_quantize(args: argparse.Namespace) -> int:
     from onnxopt import quantize, save
+    from onnxopt.bench import ReportSection
     from onnxopt.calibration.images import Preprocess
+    from onnxopt.summary import write_before_after_report
 
     image_flags = {"size": args.size, "layout": args.layout, "channel_order": args.channel_order, "scale": args.scale,
                    "mean": args.mean, "std": args.std}
@@ -231,10 +235,14 @@ def _run_quantize(args: argparse.Namespace) -> int:
         threads=args.threads, prepare=not args.no_prepare, progress=False if args.quiet else None,
     )
     save(model, args.output, external_data=args.external_data)
-    if args.report:
-        report.save(args.report)
     if not args.quiet:
         print(report.to_text(max_tensors=0))
+    if args.report:
+        section = ReportSection("Quantization", report.to_text(max_tensors=len(report.tensors)), report.to_dict())
+        bench = write_before_after_report(args.report, args.model, args.output, section,
+                                          progress=False if args.quiet else None)
+        if not args.quiet:
+            print(dataclasses.replace(bench, sections=[]).to_table(), end="")
     return 0
 
 

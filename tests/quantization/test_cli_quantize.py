@@ -37,7 +37,9 @@ def test_static_quantize_writes_model_and_json_report(cnn_files, tmp_path, capsy
     assert "percentile calibration on 10 samples" in text and "SQNR" in text
     quantized = onnx.load(out)
     onnx.checker.check_model(quantized, full_check=True)
-    info = json.loads(report.read_text())
+    doc = json.loads(report.read_text())
+    assert [m["name"] for m in doc["models"]] == ["input", "output"] and len(doc["results"]) == 2
+    info = doc["sections"][0]["data"]
     assert info["calibration_samples"] == 10 and info["holdout_samples"] == 4 and "Gemm" not in info["quantized_ops"]
     from onnxopt.ir import load
 
