@@ -21,34 +21,28 @@ RESULT_PREFIX = "@@RESULT "  # a worker's last stdout line carrying its JSON res
 
 @dataclass
 class ChildResult:
-    """How a worker process ended: exit status, wall seconds, peak RSS, its JSON result or its error."""
+    """How a worker process ended: exit status, wall seconds, its JSON result or its error."""
 
     returncode: int
     seconds: float
-    peak_rss_mb: float
     result: dict | None
     error: str
     timed_out: bool
 
 
 def run_child(argv: Sequence[str], log: Path, timeout: float) -> ChildResult:
-    """Run ``argv``, stdout and stderr into ``log``; peak RSS is this child's own ru_maxrss (via wait4)."""
+    """Run ``argv`` with stdout and stderr into ``log``, killing it after ``timeout`` seconds."""
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     timed_out = False
     with open(log, "wb") as out:
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - start > timeout:
-                proc.kill()
-                timed_out = True
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.02)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait for it again
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            timed_out = True
     seconds = time.perf_counter() - start
     text = log.read_text(errors="replace")
     result = None
@@ -61,7 +55,7 @@ def run_child(argv: Sequence[str], log: Path, timeout: float) -> ChildResult:
         error = f"timed out after {timeout:.0f} s"
     elif proc.returncode != 0:
         error = _last_error(text, proc.returncode)
-    return ChildResult(proc.returncode, seconds, usage.ru_maxrss / 1024, result, error, timed_out)
+    return ChildResult(proc.returncode, seconds, result, error, timed_out)
 
 
 def _last_error(text: str, returncode: int) -> str:
@@ -73,6 +67,24 @@ def _last_error(text: str, returncode: int) -> str:
     if returncode < 0:
         return f"killed by signal {-returncode}"
     return (lines[-1] if lines else f"exit status {returncode}")[:300]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it exec'd, in MiB.
+
+    Not ru_maxrss: Linux carries the parent's peak into a forked child's ru_maxrss across exec, so a
+    child of a large parent would report at least the parent's size.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def emit_result(result: Mapping) -> None:

@@ -40,6 +40,7 @@ from _measure import (  # noqa: E402
     emit_result,
     geomean,
     off_thread_share,
+    peak_rss_mb,
     ratio_of_medians,
     run_child,
     session,
@@ -98,7 +99,8 @@ def _worker(argv: list[str]) -> None:
     kind, args = argv[0], argv[1:]
     if kind == "optimize":
         tool, src, dst = args
-        emit_result({"seconds": optimize_with(tool, src, dst)})
+        seconds = optimize_with(tool, src, dst)
+        emit_result({"seconds": seconds, "peak_rss_mb": peak_rss_mb()})
     elif kind == "outputs":
         name, path, npz = args
         (model,) = suite_models([name], fetch=False)
@@ -229,12 +231,11 @@ def run_model(model, tools: list[str], args: argparse.Namespace, workdir: Path) 
         out = workdir / f"{tool}.onnx"
         out.unlink(missing_ok=True)
         child = _child("optimize", [tool, str(model.path), str(out)], workdir / f"{tool}.log", args.timeout)
-        row.peak_rss_mb = child.peak_rss_mb
         if child.returncode != 0 or child.result is None or not out.is_file():
             row.status, row.error = _status(child), child.error or "no model written"
             _say(f"  {tool:<14} {row.status}: {row.error}")
             continue
-        row.seconds = child.result["seconds"]
+        row.seconds, row.peak_rss_mb = child.result["seconds"], child.result["peak_rss_mb"]
         row.size = out.stat().st_size
         row.nodes = count_nodes(onnx.load(str(out), load_external_data=False).graph)
         check = _child("outputs", [model.name, str(out), str(workdir / f"{tool}.npz")],
@@ -295,6 +296,10 @@ def _fmt(value, spec: str, missing: str = "—") -> str:
 def summarize(rows: list[Row], tools: list[str]) -> list[dict]:
     """Per tool: successes, equal outputs and the geometric means of its ratios to the original."""
     originals = {r.model: r for r in rows if r.tool == "original"}
+    timed = {m for m in originals if all(
+        any(r.model == m and r.tool == t and r.status == "ok" and len(r.latency) == len(TIMED_LEVELS) for r in rows)
+        for t in tools
+    )}
     summary = []
     for tool in tools:
         mine = [r for r in rows if r.tool == tool]
@@ -307,6 +312,9 @@ def summarize(rows: list[Row], tools: list[str]) -> list[dict]:
             "size": geomean(r.size / originals[r.model].size for r in ok),
             "disable": geomean(r.latency.get("disable") for r in ok),
             "all": geomean(r.latency.get("all") for r in ok),
+            "common": len(timed),
+            "disable_common": geomean(r.latency.get("disable") for r in ok if r.model in timed),
+            "all_common": geomean(r.latency.get("all") for r in ok if r.model in timed),
             "timed": sum(1 for r in ok if r.latency),
             "worst_all": (worst.latency["all"], worst.model) if worst else None,
             "seconds": sum(r.seconds for r in ok),
@@ -396,16 +404,19 @@ def control_line(rows: list[Row]) -> str:
 
 
 def summary_table(summary: list[dict]) -> list[str]:
-    """Markdown rows: one per tool."""
+    """Markdown rows: one per tool; "common" columns cover only the models that every tool got through."""
+    common = summary[0]["common"] if summary else 0
     lines = [
-        "| tool | ok | equal | nodes | size | DISABLE_ALL | ENABLE_ALL | worst ENABLE_ALL | optimize s (sum) | failed on |",
-        "|---|--:|--:|--:|--:|--:|--:|---|--:|---|",
+        "| tool | ok | equal | nodes | size | DISABLE_ALL | ENABLE_ALL | worst ENABLE_ALL "
+        f"| DISABLE_ALL, {common} common | ENABLE_ALL, {common} common | optimize s (sum) | failed on |",
+        "|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|---|",
     ]
     for s in summary:
         worst = f"{s['worst_all'][0]:.3f} ({s['worst_all'][1]})" if s["worst_all"] else "—"
         lines.append(
             f"| {s['tool']} | {s['ok']}/{s['of']} | {s['equal']}/{s['ok']} | {_fmt(s['nodes'], '.3f')} "
             f"| {_fmt(s['size'], '.3f')} | {_fmt(s['disable'], '.3f')} | {_fmt(s['all'], '.3f')} | {worst} "
+            f"| {_fmt(s['disable_common'], '.3f')} | {_fmt(s['all_common'], '.3f')} "
             f"| {s['seconds']:.1f} | {', '.join(s['failed']) or '—'} |"
         )
     return lines

@@ -17,7 +17,7 @@ ppocr_rec (PP-OCRv4)    x 1x3x48x320                     rec height 48, a typica
 ppocr_cls (mobile v2)   x 1x3x48x192                     cls image shape 3x48x192
 yolov8n (NudeNet 320n)  images 1x3x320x320 in [0, 1)     the detector's native 320 input
 silero_vad*             input 1x576, state 2x1x128,      one 512-sample 16 kHz chunk plus the 64
-                        sr = 16000                       context samples the Silero wrapper prepends
+                        sr = 16000 where it is an input  context samples the Silero wrapper prepends
 silero_vad_16k_seq.     input 16x576, h/c 1x1x128        16 chunks (about half a second) at once
 ======================  ===============================  =============================================
 
