@@ -6,48 +6,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
+from onnxopt.ir.interface import InputSpec
 from onnxopt.errors import DataError
 
 if TYPE_CHECKING:
     from onnxopt.calibration.images import Preprocess
 
 Source = str | os.PathLike | Iterable[Mapping[str, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A model input: name, numpy dtype and shape (ints static, str/None dynamic; None if rank unknown)."""
-
-    name: str
-    dtype: np.dtype
-    shape: tuple[int | str | None, ...] | None
-
-
-def input_specs_from_model(model_proto: onnx.ModelProto) -> list[InputSpec]:
-    """The specs of the graph inputs that are not initializers, in graph order."""
-    initializers = {t.name for t in model_proto.graph.initializer}
-    specs = []
-    for value in model_proto.graph.input:
-        if value.name in initializers:
-            continue
-        if not value.type.HasField("tensor_type"):
-            raise DataError(f"model input {value.name!r} is not a tensor; calibration needs tensor inputs only")
-        tensor_type = value.type.tensor_type
-        shape = None
-        if tensor_type.HasField("shape"):
-            shape = tuple(
-                d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim
-            )
-        specs.append(InputSpec(value.name, np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)), shape))
-    return specs
 
 
 def load_samples(

@@ -9,6 +9,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from onnxopt.ir import Model, serialize
+from onnxopt.ir.interface import input_specs
 from onnxopt.passmanager import PassContext, PassRecord, make_pass
 
 Feeds = dict[str, np.ndarray]
@@ -59,34 +60,18 @@ def sample_feeds(
     seed: int = 0,
 ) -> list[Feeds]:
     """Input samples: `count` from a data directory/iterable, else random ones (dynamic dims from `dims`, else 1)."""
-    from onnxopt.bench.inputs import input_specs, random_feeds
+    from onnxopt.bench.inputs import random_feeds
 
-    specs = input_specs(to_proto_interface(model))
+    specs = input_specs(model)
     if data is not None:
-        from onnxopt.calibration.datasets import InputSpec, load_samples
+        from onnxopt.calibration.datasets import load_samples
 
-        cal_specs = [InputSpec(s.name, s.dtype, s.shape) for s in specs]
-        return [dict(s) for s in load_samples(data, cal_specs, count)]
+        return [dict(s) for s in load_samples(data, specs, count)]
     shapes = {
         s.name: tuple(d if isinstance(d, int) and d > 0 else int((dims or {}).get(str(d), 1)) for d in (s.shape or ()))
         for s in specs
     }
     return [random_feeds(specs, shapes, seed=seed + i) for i in range(count)]
-
-
-def to_proto_interface(model: Model):
-    """A ModelProto holding only the graph interface (enough to read input specs cheaply)."""
-    import onnx
-
-    proto = onnx.ModelProto(ir_version=model.ir_version)
-    initializers = model.graph.initializers
-    for value in model.graph.inputs:
-        info = proto.graph.input.add(name=value.name)
-        if value.type is not None:
-            info.type.CopyFrom(value.type)
-        if value.name in initializers:
-            proto.graph.initializer.add(name=value.name)
-    return proto
 
 
 def run_model(model: Model | bytes, feeds_list: Sequence[Feeds]) -> list[dict[str, np.ndarray]]:

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
-import onnx
 
 from onnxopt.errors import DataError
+from onnxopt.ir.interface import InputSpec, input_specs  # noqa: F401  (input_specs is part of this module's API)
 
 Dim = Union[int, str, None]
 Feeds = dict[str, np.ndarray]
@@ -17,35 +16,8 @@ DataSource = Union[str, "os.PathLike[str]", Iterable[Mapping[str, np.ndarray]], 
 INT_HIGH = 8  # random integer inputs are drawn from [0, INT_HIGH): valid indices for small tables
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """One graph input: name, numpy dtype, declared shape (ints, symbolic names or None per dim; None: any rank)."""
-
-    name: str
-    dtype: np.dtype
-    shape: Optional[tuple[Dim, ...]]
-
-
-def input_specs(model: onnx.ModelProto) -> list[TensorSpec]:
-    """The inputs a caller must feed (graph inputs that are not initializers), in graph order."""
-    initializers = {t.name for t in model.graph.initializer}
-    specs = []
-    for vi in model.graph.input:
-        if vi.name in initializers:
-            continue
-        tt = vi.type.tensor_type
-        if not vi.type.HasField("tensor_type"):
-            raise DataError(f"input '{vi.name}' is not a tensor; benchmark it with real data (--data DIR)")
-        shape = None
-        if tt.HasField("shape"):
-            shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
-        specs.append(TensorSpec(vi.name, dtype, shape))
-    return specs
-
-
 def resolve_shapes(
-    specs: Sequence[TensorSpec],
+    specs: Sequence[InputSpec],
     shapes: Optional[Mapping[str, Sequence[int]]] = None,
     dims: Optional[Mapping[str, int]] = None,
 ) -> dict[str, tuple[int, ...]]:
@@ -56,7 +28,7 @@ def resolve_shapes(
         raise DataError(f"--shape names unknown inputs {unknown}; the model's inputs are {[s.name for s in specs]}")
     resolved: dict[str, tuple[int, ...]] = {}
     missing: list[str] = []
-    first_unresolved: Optional[TensorSpec] = None
+    first_unresolved: Optional[InputSpec] = None
     for spec in specs:
         if spec.name in shapes:
             resolved[spec.name] = _check_shape(spec, tuple(int(v) for v in shapes[spec.name]), "--shape")
@@ -84,7 +56,7 @@ def resolve_shapes(
     return resolved
 
 
-def _check_shape(spec: TensorSpec, shape: tuple[int, ...], source: str) -> tuple[int, ...]:
+def _check_shape(spec: InputSpec, shape: tuple[int, ...], source: str) -> tuple[int, ...]:
     if spec.shape is None:
         return shape
     if len(shape) != len(spec.shape):
@@ -95,7 +67,7 @@ def _check_shape(spec: TensorSpec, shape: tuple[int, ...], source: str) -> tuple
     return shape
 
 
-def random_feeds(specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> Feeds:
+def random_feeds(specs: Sequence[InputSpec], shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> Feeds:
     """Random inputs: floats in [-1, 1), integers in [0, 8), uint8 in [0, 256), booleans; reproducible by seed."""
     rng = np.random.default_rng(seed)
     feeds: Feeds = {}
@@ -114,13 +86,12 @@ def random_feeds(specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ..
     return feeds
 
 
-def data_feeds(data: DataSource, specs: Sequence[TensorSpec]) -> Feeds:
+def data_feeds(data: DataSource, specs: Sequence[InputSpec]) -> Feeds:
     """The first sample of real data: a calibration directory (any supported layout) or an iterable of dicts."""
     if isinstance(data, (str, os.PathLike)):
-        from onnxopt.calibration.datasets import InputSpec, load_samples
+        from onnxopt.calibration.datasets import load_samples
 
-        cal_specs = [InputSpec(name=s.name, dtype=s.dtype, shape=s.shape) for s in specs]
-        samples = iter(load_samples(data, cal_specs, 1))
+        samples = iter(load_samples(data, specs, 1))
     else:
         samples = iter(data or ())
     sample = next(samples, None)
@@ -132,7 +103,7 @@ def data_feeds(data: DataSource, specs: Sequence[TensorSpec]) -> Feeds:
     return {s.name: np.asarray(sample[s.name], dtype=s.dtype, order="C") for s in specs}
 
 
-def check_feeds(specs: Sequence[TensorSpec], feeds: Feeds, model_name: str) -> None:
+def check_feeds(specs: Sequence[InputSpec], feeds: Feeds, model_name: str) -> None:
     """Raise DataError unless ``feeds`` has exactly the model's inputs, with its dtypes and declared dims."""
     if {s.name for s in specs} != set(feeds):
         raise DataError(

@@ -9,10 +9,10 @@ from itertools import islice
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
-from onnx import helper
 
 from onnxopt.calibration.collect import collect
-from onnxopt.calibration.datasets import InputSpec, Source, count_samples, load_samples
+from onnxopt.calibration.datasets import Source, count_samples, load_samples
+from onnxopt.ir.interface import input_specs
 from onnxopt.errors import OnnxoptError
 from onnxopt.ir import Model, infer_shapes, load
 from onnxopt.quantization.config import QuantConfig
@@ -194,7 +194,7 @@ class _Samples:
     calibration samples serve as held-out (kept in a bounded buffer, so memory stays constant)."""
 
     def __init__(self, source: Source, model: Model, config: QuantConfig, preprocess: Any) -> None:
-        self.stream: Iterator[dict[str, np.ndarray]] = iter(load_samples(source, _input_specs(model), None, preprocess))
+        self.stream: Iterator[dict[str, np.ndarray]] = iter(load_samples(source, input_specs(model), None, preprocess))
         self.holdout = config.holdout
         self.tail: deque[dict[str, np.ndarray]] = deque(maxlen=config.holdout)
         counted = count_samples(source)
@@ -219,16 +219,3 @@ class _Samples:
         if extra or not self.tail:
             return extra, False
         return list(self.tail), True
-
-
-def _input_specs(model: Model) -> list[InputSpec]:
-    specs = []
-    for value in model.graph.inputs:
-        if value.is_initializer():
-            continue
-        if value.dtype is None:
-            raise OnnxoptError(f"model input {value.name!r} has no tensor type; calibration needs typed tensor inputs")
-        # exporters write -1 or 0 for dynamic dims (Paddle); only positive dims are checked
-        shape = None if value.shape is None else tuple(d if not isinstance(d, int) or d > 0 else None for d in value.shape)
-        specs.append(InputSpec(value.name, np.dtype(helper.tensor_dtype_to_np_dtype(value.dtype)), shape))
-    return specs

@@ -11,13 +11,12 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from onnxopt.calibration.datasets import (
-    InputSpec,
     count_samples,
-    input_specs_from_model,
     load_samples,
 )
 from onnxopt.calibration.images import Preprocess
 from onnxopt.errors import DataError
+from onnxopt.ir.interface import InputSpec, input_specs
 
 RNG = np.random.default_rng(3)
 IMAGE = InputSpec("image", np.dtype(np.float32), ("N", 3, 4, 6))
@@ -54,7 +53,7 @@ def test_input_specs_skip_initializers_and_read_dims() -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(np.zeros(3, np.float32), "w")],
     )
-    specs = input_specs_from_model(helper.make_model(graph))
+    specs = input_specs(helper.make_model(graph))
     assert specs == [
         InputSpec("x", np.dtype(np.float32), ("batch", 3, None)),
         InputSpec("ids", np.dtype(np.int64), None),
@@ -64,8 +63,8 @@ def test_input_specs_skip_initializers_and_read_dims() -> None:
 def test_non_tensor_model_input_is_refused() -> None:
     seq = helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)
     graph = helper.make_graph([], "g", [seq], [seq])
-    with pytest.raises(DataError, match="'s' is not a tensor"):
-        input_specs_from_model(helper.make_model(graph))
+    with pytest.raises(DataError, match="'s' is not a typed tensor"):
+        input_specs(helper.make_model(graph))
 
 
 # --- layouts --------------------------------------------------------------------------------
@@ -284,5 +283,5 @@ def test_model_roundtrip_specs_validate_a_real_model(tmp_path: Path) -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     )
     onnx.save(helper.make_model(graph), tmp_path / "m.onnx")
-    specs = input_specs_from_model(onnx.load(tmp_path / "m.onnx"))
+    specs = input_specs(onnx.load(tmp_path / "m.onnx"))
     assert specs == [IMAGE]

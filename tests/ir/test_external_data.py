@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 
 import numpy as np
 import onnx

@@ -8,7 +8,6 @@ from irhelpers import assert_same_meaning, canonical
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 import onnxopt.ir as ir
-from onnxopt.ir import Node, Value
 
 
 def _function() -> onnx.FunctionProto:
