@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-from onnx import TypeProto, numpy_helper
+from onnx import TypeProto
 
 from onnxopt.ir import Model, Node, Value, infer_types
+from onnxopt.ir.constants import constant_data as const  # noqa: F401  (re-exported for the passes)
 from onnxopt.ir.value import Dim
 
 logger = logging.getLogger(__name__)
@@ -70,25 +70,6 @@ class Facts:
         if inferred is None or not inferred.HasField("tensor_type"):
             return None
         return inferred.tensor_type.elem_type or None
-
-
-def const(value: Value | None) -> np.ndarray | None:
-    """The data of an initializer or of a Constant node's output, or None when it is not a known constant."""
-    if value is None:
-        return None
-    data = value.numpy()
-    if data is not None:
-        return data
-    producer = value.producer()
-    if producer is None or producer.op_type != "Constant" or not is_standard(producer):
-        return None
-    if "value" in producer.attrs:
-        return numpy_helper.to_array(producer.attr("value"))
-    if "value_ints" in producer.attrs:
-        return np.asarray(producer.attr("value_ints"), dtype=np.int64)
-    if "value_int" in producer.attrs:
-        return np.asarray(producer.attr("value_int"), dtype=np.int64)
-    return None
 
 
 def const_ints(value: Value | None) -> list[int] | None:

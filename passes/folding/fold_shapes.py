@@ -10,7 +10,7 @@ from onnx import AttributeProto, TensorProto, TypeProto, helper
 
 from onnxopt.ir import Graph, Model, Node, Tensor, Value, infer_types
 from onnxopt.passmanager import Pass, PassResult, register_pass
-from onnxopt.passes.folding.extract_constants import constant_tensor
+from onnxopt.ir.constants import constant_tensor
 from onnxopt.passes.folding.materialize import can_replace, replace_with_constant
 
 Elem = int | float | None

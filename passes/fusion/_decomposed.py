@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto
 from onnx.helper import tensor_dtype_to_np_dtype
 
 from onnxopt.ir import Node, Value
+from onnxopt.ir.constants import constant_data as constant  # noqa: F401  (re-exported for the passes)
 
 # Element types the emitted normalization/activation ops accept (their type constraint T).
 FLOAT_TYPES = (TensorProto.FLOAT16, TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.BFLOAT16)
@@ -13,25 +14,6 @@ FLOAT_TYPES = (TensorProto.FLOAT16, TensorProto.FLOAT, TensorProto.DOUBLE, Tenso
 # attention ops) all have float32 CPU kernels; other types exist only on some execution providers.
 ORT_TYPES = (TensorProto.FLOAT,)
 TOLERANCE = 1e-6
-
-
-def constant(value: Value | None) -> np.ndarray | None:
-    """The data of an initializer or of a Constant node's output, or None when the value is not a known constant."""
-    if value is None:
-        return None
-    data = value.numpy()
-    if data is not None:
-        return data
-    producer = value.producer()
-    if producer is None or producer.op_type != "Constant" or producer.domain not in ("", "ai.onnx"):
-        return None
-    if "value" in producer.attrs:
-        return numpy_helper.to_array(producer.attr("value"))
-    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
-                       ("value_int", np.int64), ("value_ints", np.int64)):
-        if key in producer.attrs:
-            return np.asarray(producer.attr(key), dtype=dtype)
-    return None
 
 
 def shape_of(value: Value | None) -> tuple | None:
