@@ -25,6 +25,7 @@ from onnxopt.ir import Model, serialize
 logger = logging.getLogger(__name__)
 
 PARALLEL_MIN = 16  # fewer histogram searches than this are not worth starting processes for
+NARROW_BAND_BINS = 8  # |value| histograms longer than this many times the bin count are not searched
 
 
 @dataclass
@@ -42,15 +43,26 @@ class Collection:
         workers = min(os.cpu_count() or 1, 8) if workers is None else workers
         histogram = any(obs.method != "minmax" for obs in self.observers.values())
         if not histogram or workers < 2 or len(names) < PARALLEL_MIN or "fork" not in mp.get_all_start_methods():
-            return {name: self.observers[name].range() for name in names}
+            return {name: range_of(self.observers[name]) for name in names}
         states = [self.observers[name].state_dict() for name in names]
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            found = list(pool.map(_range_of_state, states, chunksize=max(1, len(states) // (4 * workers))))
+            found = list(pool.map(_range_of_state, states))  # one by one: search costs differ a lot
         return dict(zip(names, found))
 
 
 def _range_of_state(state: dict) -> tuple[float, float]:
-    return observer_from_state(state).range()
+    return range_of(observer_from_state(state))
+
+
+def range_of(observer: Observer) -> tuple[float, float]:
+    """The observer's range, except that the entropy search is skipped for values in a narrow band far
+    from zero (anchor grids, stride constants): its |value| histogram would span millions of fine bins
+    (minutes of search) and clipping such a band makes no sense, so its exact min and max are used."""
+    hist = getattr(observer, "histogram", None)
+    if observer.method == "entropy" and hist is not None and hist.count:
+        if hist.abs_max() / hist.width > NARROW_BAND_BINS * hist.bins:
+            return hist.range()
+    return observer.range()
 
 
 def collect(

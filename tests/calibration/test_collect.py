@@ -143,3 +143,15 @@ def test_minmax_shortcut_keeps_outlier_and_nan_handling():
         direct.update(sample["x"] * 2)
     assert result.ranges()["y"] == direct.range() == (-6.0, 8.0)
     assert result.ranges()["x"] == (-3.0, 4.0)
+
+
+def test_entropy_search_skips_a_constant_band_far_from_zero():
+    from onnxopt.calibration.collect import range_of
+
+    band = make_observer("entropy")
+    band.update(np.full(1000, 16.0, np.float32))
+    band.update(np.full(10, 16.0 + 2**-12, np.float32))
+    assert range_of(band) == (16.0, 16.0 + 2**-12)
+    spread = make_observer("entropy")
+    spread.update(np.random.default_rng(0).standard_normal(5000).astype(np.float32))
+    assert range_of(spread) == spread.range()
