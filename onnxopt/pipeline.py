@@ -87,7 +87,7 @@ def _verified(
 ) -> PipelineResult:
     from onnxopt.verify import bisect, sample_feeds, verify
 
-    feeds = sample_feeds(original, samples, data)
+    feeds = sample_feeds(result.model, samples, data)  # its interface is the narrower one (--input-shape)
     report = verify(original, result.model, feeds)
     if report.ok:
         result.verification = report

@@ -103,3 +103,11 @@ def test_sqnr_mode_for_quantized_models():
     assert compare_outputs(_outputs(y=ref), _outputs(y=noisy), min_sqnr_db=30).ok
     report = compare_outputs(_outputs(y=ref), _outputs(y=noisy), min_sqnr_db=50)
     assert not report.ok and math.isfinite(report.checks[0].sqnr_db)
+
+
+def test_verify_feeds_the_fixed_input_shape():
+    model = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 3, H, W] x) => (float[N, 3, H, W] y) { y = Relu(x) }""")
+    result = optimize(model, ["fold"], input_shapes={"x": (1, 3, 8, 8)}, verify=True)
+    assert result.verification.ok
