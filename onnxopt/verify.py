@@ -130,7 +130,9 @@ def _compare_one(name, ref, out, rtol, atol, min_sqnr_db) -> OutputCheck:
     noise = float(np.sum(diff**2))
     signal = float(np.sum(ref64[finite] ** 2))
     sqnr = math.inf if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
-    tolerance = atol * max(scale, 1e-30)
+    # a few ulps at magnitude 1: rounding differences of reordered float arithmetic upstream (a folded BatchNorm)
+    # cannot be told apart from zero below this, however small the output itself is
+    tolerance = max(atol * scale, 8 * float(np.finfo(ref.dtype).eps))
     if min_sqnr_db is not None:
         ok = sqnr >= min_sqnr_db
         detail = "" if ok else f"SQNR {sqnr:.1f} dB is below {min_sqnr_db:g} dB"

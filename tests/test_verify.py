@@ -111,3 +111,11 @@ def test_verify_feeds_the_fixed_input_shape():
         g (float[N, 3, H, W] x) => (float[N, 3, H, W] y) { y = Relu(x) }""")
     result = optimize(model, ["fold"], input_shapes={"x": (1, 3, 8, 8)}, verify=True)
     assert result.verification.ok
+
+
+def test_original_that_cannot_run_on_generated_inputs_asks_for_data():
+    model = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[4] x, int64[1] n) => (float[4] y) { r = Reshape(x, n)  y = Identity(r) }""")
+    with pytest.raises(VerificationError, match="give real inputs with --data DIR"):
+        optimize(model, ["test_verify_drop_identity"], verify=True)

@@ -46,7 +46,7 @@ def _fix(value: Value, dims: tuple[int | None, ...]) -> bool:
     for have, want in zip(current, dims):
         if want is None or want < 0:
             new.append(have)
-        elif isinstance(have, int) and have != want:
+        elif isinstance(have, int) and have > 0 and have != want:  # -1 and 0 mark dynamic dims (Paddle exports)
             raise OnnxoptError(
                 f"--input-shape {value.name}: dim {len(new)} is fixed at {have} in the model, not {want}; "
                 f"only dynamic dims ({_show(current)}) can be set"

@@ -124,3 +124,11 @@ def test_fix_input_shapes_rejects_mismatches(shapes, message):
     model = model_from_text(H + "g (float[N, 3, 4, 4] x) => (float[N, 3, 4, 4] y) { y = Relu(x) }")
     with pytest.raises(OnnxoptError, match=message):
         make_pass("fix_input_shapes", PassContext(input_shapes=shapes)).call(model)
+
+
+def test_fix_input_shapes_treats_minus_one_dims_as_dynamic():
+    # Paddle exports write -1 for dynamic dims; such a dim can be fixed like a symbolic one
+    model = model_from_text(H + "g (float[N, 3, 4, 4] x) => (float[N, 3, 4, 4] y) { y = Relu(x) }")
+    model.graph.inputs[0].set_type(1, (-1, 3, 4, 4))
+    make_pass("fix_input_shapes", PassContext(input_shapes={"x": (2, 3, 4, 4)})).call(model)
+    assert model.graph.inputs[0].shape == (2, 3, 4, 4)
