@@ -407,8 +407,8 @@ def summary_table(summary: list[dict]) -> list[str]:
     """Markdown rows: one per tool; "common" columns cover only the models that every tool got through."""
     common = summary[0]["common"] if summary else 0
     lines = [
-        "| tool | ok | equal | nodes | size | DISABLE_ALL | ENABLE_ALL | worst ENABLE_ALL "
-        f"| DISABLE_ALL, {common} common | ENABLE_ALL, {common} common | optimize s (sum) | failed on |",
+        ("| tool | ok | equal | nodes | size | DISABLE_ALL | ENABLE_ALL | worst ENABLE_ALL "
+         f"| DISABLE_ALL, {common} common | ENABLE_ALL, {common} common | optimize s (sum) | failed on |"),
         "|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|---|",
     ]
     for s in summary:
