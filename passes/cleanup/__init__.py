@@ -7,6 +7,7 @@ from onnxopt.passes.cleanup import (  # noqa: F401
     merge_reshapes,
     squeeze_unsqueeze,
     merge_casts,
+    merge_slices,
     cse,
     dce,
 )
