@@ -5,6 +5,7 @@ Transposes reach MatMul/Gemm weights before MatMul + Add becomes Gemm, and that 
 """
 from __future__ import annotations
 
+from onnxopt.passes.fusion.bn_affine import FuseAddIntoBatchNorm, FuseMulIntoBatchNorm
 from onnxopt.passes.fusion.conv_add import FuseAddIntoConv
 from onnxopt.passes.fusion.conv_bn import FuseBnIntoConv
 from onnxopt.passes.fusion.conv_mul import FuseMulIntoConv
@@ -24,6 +25,8 @@ FUSION_RULES = (
     FuseBnIntoConvTranspose,
     FuseMulIntoConv,
     FuseAddIntoConv,
+    FuseMulIntoBatchNorm,
+    FuseAddIntoBatchNorm,
     FuseTransposeIntoMatmulWeight,
     FuseTransposeIntoGemm,
     FuseMatmulAddIntoGemm,
