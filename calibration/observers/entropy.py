@@ -9,6 +9,9 @@ from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT, Observer
 from onnxopt.calibration.observers.histogram import HistogramObserver
 
 
+MAX_CLIPPED = 1e-3  # the largest fraction of values a threshold may clip
+
+
 class EntropyObserver(Observer):
     """Picks a threshold t on the |value| histogram so that quantizing [0, t] into
     ``quantized_bins`` levels loses the least information (KL divergence); the range is [-t, t]
@@ -50,7 +53,11 @@ class EntropyObserver(Observer):
             # bin 0 would dominate the divergence and drag the threshold down; as in
             # pytorch-quantization, bin 0 takes its neighbour's count.
             counts[0] = counts[1]
-        threshold = min(kl_threshold(counts, self.quantized_bins) * width, self.histogram.abs_max())
+        # KL divergence is blind to clipping when no mass sits near zero (sigmoid outputs in [0.2, 0.75]): folding
+        # everything into one bin then looks cheap. So no threshold may clip more than MAX_CLIPPED of the values.
+        kept = np.cumsum(counts) >= (1.0 - MAX_CLIPPED) * counts.sum()
+        first = int(np.argmax(kept)) + 1
+        threshold = min(kl_threshold(counts, self.quantized_bins, first) * width, self.histogram.abs_max())
         if self.histogram.symmetric:
             return -threshold, threshold
         lo, hi = self.histogram.range()
@@ -72,17 +79,17 @@ class EntropyObserver(Observer):
         return obs
 
 
-def kl_threshold(counts: np.ndarray, quantized_bins: int) -> int:
-    """The number of leading bins of ``counts`` whose quantization into ``quantized_bins`` levels,
-    with everything beyond folded into the last kept bin, has the least KL divergence.
+def kl_threshold(counts: np.ndarray, quantized_bins: int, min_bins: int = 0) -> int:
+    """The number of leading bins (at least ``min_bins``) of ``counts`` whose quantization into ``quantized_bins``
+    levels, with everything beyond folded into the last kept bin, has the least KL divergence.
     """
     size = counts.size
-    if size <= quantized_bins:
+    if size <= max(quantized_bins, min_bins):
         return size
     counts = counts.astype(np.float64)
     tail = np.concatenate([np.cumsum(counts[::-1])[::-1], [0.0]])  # tail[i] = sum(counts[i:])
     best, best_kl = size, np.inf
-    for i in range(quantized_bins, size + 1):
+    for i in range(max(quantized_bins, min_bins), size + 1):
         sliced = counts[:i]
         reference = sliced.copy()
         reference[-1] += tail[i]

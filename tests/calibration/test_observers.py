@@ -270,3 +270,13 @@ def test_bad_settings_are_rejected() -> None:
         MinMaxObserver(momentum=1.0)
     with pytest.raises(ValueError):
         MSEObserver(dtype="float8")
+
+
+def test_entropy_keeps_data_that_sits_away_from_zero():
+    # sigmoid-like outputs: KL alone would fold everything into one bin at 0.2
+    from onnxopt.calibration.observers import make_observer
+
+    observer = make_observer("entropy")
+    observer.update(np.random.default_rng(0).uniform(0.2, 0.75, 100_000).astype(np.float32))
+    lo, hi = observer.range()
+    assert lo == pytest.approx(0.2, abs=1e-3) and hi == pytest.approx(0.75, abs=2e-3)
