@@ -10,12 +10,7 @@ from onnxopt.quantization.handlers import (
 @handler("Conv")
 def conv(node: Node, ctx: HandlerContext) -> QuantSpec | Declined:
     """X activation, W int8 per output channel (axis 0), B int32."""
-    declined = float_activations(node, (0, 1))
-    if declined:
-        return declined
-    if not is_const(node.inputs[1]):
-        return Declined("the weight is not a constant")
-    bias = _bias(node, 2)
+    bias = _weight_and_bias(node, "the weight")
     if isinstance(bias, Declined):
         return bias
     return QuantSpec(activations=(0,), weights=(WeightInput(1, 0),), bias=bias)
@@ -27,12 +22,7 @@ def conv_transpose(node: Node, ctx: HandlerContext) -> QuantSpec | Declined:
     if ctx.config.provider == "cpu":
         # ORT's CPU QDQ selectors have no ConvTranspose rule: the Q/DQ pairs would run as overhead.
         return Declined("onnxruntime's CPU provider has no fused int8 ConvTranspose")
-    declined = float_activations(node, (0, 1))
-    if declined:
-        return declined
-    if not is_const(node.inputs[1]):
-        return Declined("the weight is not a constant")
-    bias = _bias(node, 2)
+    bias = _weight_and_bias(node, "the weight")
     if isinstance(bias, Declined):
         return bias
     axis = 1 if node.attr("group", 1) == 1 else None
@@ -56,12 +46,7 @@ def matmul(node: Node, ctx: HandlerContext) -> QuantSpec | Declined:
 @handler("Gemm")
 def gemm(node: Node, ctx: HandlerContext) -> QuantSpec | Declined:
     """A activation, B int8 per output column, C int32 (QGemm needs beta = 1 with a bias)."""
-    declined = float_activations(node, (0, 1))
-    if declined:
-        return declined
-    if not is_const(node.inputs[1]):
-        return Declined("B is not a constant")
-    bias = _bias(node, 2)
+    bias = _weight_and_bias(node, "B")
     if isinstance(bias, Declined):
         return bias
     if bias is not None:
@@ -72,6 +57,16 @@ def gemm(node: Node, ctx: HandlerContext) -> QuantSpec | Declined:
             return Declined(f"C of shape {list(c.shape)} is not a per-column bias")
     axis = 0 if node.attr("transB", 0) else 1
     return QuantSpec(activations=(0,), weights=(WeightInput(1, axis),), bias=bias)
+
+
+def _weight_and_bias(node: Node, weight: str) -> BiasInput | Declined | None:
+    """Checks shared by Conv, ConvTranspose and Gemm: float inputs, a constant weight (input 1), the bias (input 2)."""
+    declined = float_activations(node, (0, 1))
+    if declined:
+        return declined
+    if not is_const(node.inputs[1]):
+        return Declined(f"{weight} is not a constant")
+    return _bias(node, 2)
 
 
 def _bias(node: Node, index: int) -> BiasInput | Declined | None:
