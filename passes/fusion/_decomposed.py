@@ -202,3 +202,17 @@ def clip_bounds(node: Node, opset: int) -> tuple[float, float] | None:
             return None
         bounds.append(number)
     return bounds[0], bounds[1]
+
+
+def normalized_axis(m, x: Value) -> int | str:
+    """The first normalized axis of a decomposed normalization, or why it cannot be fused: the mean must be a
+    keepdims ReduceMean over the trailing axes, ε a non-negative constant scalar, the normalized dims static."""
+    axis = trailing_axis(reduce_axes(m.node("mean"), m.opset), rank(x))
+    if axis is None:
+        return "the mean is not a keepdims ReduceMean over the last axes"
+    eps = scalar(m["eps"], x)
+    if eps is None or eps < 0:
+        return "ε is not a non-negative constant scalar"
+    if trailing_dims(x, axis) is None:
+        return f"the normalized dims of {x.name!r} are not static"
+    return axis

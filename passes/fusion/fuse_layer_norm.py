@@ -10,7 +10,7 @@ import numpy as np
 
 from onnxopt.passes.fusion._decomposed import (
     constant, divide, float_type_reason, negative_axis, numpy_type, rank, reduce_axes, scalar, spelling_reason,
-    spellings, square, trailing_axis, trailing_dims, trailing_factor,
+    normalized_axis, spellings, square, trailing_axis, trailing_dims, trailing_factor,
 )
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
 from onnxopt.rewrite import Rule
@@ -37,16 +37,11 @@ class FuseLayerNorm(Rule):
         reason = spelling_reason(self, m, x) or float_type_reason(x)
         if reason:
             return m.fail(reason)
-        axis = trailing_axis(reduce_axes(m.node("mean"), m.opset), rank(x))
-        if axis is None:
-            return m.fail("the mean is not a keepdims ReduceMean over the last axes")
+        axis = normalized_axis(m, x)
+        if isinstance(axis, str):
+            return m.fail(axis)
         if trailing_axis(reduce_axes(m.node("variance"), m.opset), rank(x)) != axis:
             return m.fail("the variance is not a keepdims ReduceMean over the same axes as the mean")
-        eps = scalar(m["eps"], x)
-        if eps is None or eps < 0:
-            return m.fail("ε is not a non-negative constant scalar")
-        if trailing_dims(x, axis) is None:
-            return m.fail(f"the normalized dims of {x.name!r} are not static")
         return True
 
     def rewrite(self, op, m):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxopt.passes.fusion._decomposed import (
+    normalized_axis,
     constant, divide, float_type_reason, negative_axis, numpy_type, rank, reduce_axes, scalar, spelling_reason,
     spellings, square, trailing_axis, trailing_dims, trailing_factor,
 )
@@ -39,15 +40,8 @@ class FuseRmsNorm(Rule):
         reason = spelling_reason(self, m, x) or float_type_reason(x)
         if reason:
             return m.fail(reason)
-        axis = trailing_axis(reduce_axes(m.node("mean"), m.opset), rank(x))
-        if axis is None:
-            return m.fail("the mean is not a keepdims ReduceMean over the last axes")
-        eps = scalar(m["eps"], x)
-        if eps is None or eps < 0:
-            return m.fail("ε is not a non-negative constant scalar")
-        if trailing_dims(x, axis) is None:
-            return m.fail(f"the normalized dims of {x.name!r} are not static")
-        return True
+        axis = normalized_axis(m, x)
+        return m.fail(axis) if isinstance(axis, str) else True
 
     def rewrite(self, op, m):
         x = m["x"]
