@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from onnxopt.passes.fusion._decomposed import (
-    normalized_axis,
-    constant, divide, float_type_reason, negative_axis, numpy_type, rank, reduce_axes, scalar, spelling_reason,
+    constant, divide, float_type_reason, negative_axis, normalized_axis, numpy_type, rank, reduce_axes, scalar,
+    spelling_reason,
     spellings, square, trailing_axis, trailing_dims, trailing_factor,
 )
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
