@@ -48,7 +48,9 @@ from _measure import (  # noqa: E402
 )
 from suite import QUICK, SUITE, cache_dir, suite_models  # noqa: E402
 
-TOOLS = ("onnxopt", "onnxopt-ort", "onnxoptimizer", "onnxsim", "onnxslim", "ort-basic", "ort-extended")
+TOOLS = ("onnxopt", "onnxopt-ort", "onnxopt-ort-cpu", "onnxoptimizer", "onnxsim", "onnxslim", "ort-basic", "ort-extended",
+         "ort-all")
+ONNXOPT_TARGETS = {"onnxopt": "onnx", "onnxopt-ort": "ort", "onnxopt-ort-cpu": "ort-cpu"}
 PEERS = ("onnxoptimizer", "onnxsim", "onnxslim")  # the tools whose fewest nodes onnxopt must match
 TIMED_LEVELS = ("disable", "all")
 CONTROL = "original (A/A)"  # the original timed a second time: its ratio shows the measurement noise
@@ -62,15 +64,15 @@ MAX_ROUNDS = 3000
 
 def optimize_with(tool: str, src: str, dst: str) -> float:
     """Optimize ``src`` into ``dst`` with ``tool``; returns the seconds from loading to the saved file."""
-    if tool in ("ort-basic", "ort-extended"):
+    if tool in ("ort-basic", "ort-extended", "ort-all"):
         start = time.perf_counter()
         session(src, tool.split("-")[1], optimized_path=dst)
         return time.perf_counter() - start
-    if tool in ("onnxopt", "onnxopt-ort"):
+    if tool in ONNXOPT_TARGETS:
         import onnxopt
 
         start = time.perf_counter()
-        result = onnxopt.optimize(src, target="ort" if tool == "onnxopt-ort" else "onnx")
+        result = onnxopt.optimize(src, target=ONNXOPT_TARGETS[tool])
         onnxopt.save(result.model, dst)
         return time.perf_counter() - start
     start = time.perf_counter()
@@ -333,7 +335,7 @@ def targets(rows: list[Row], summary: list[dict]) -> list[str]:
     def verdict(ok: bool, text: str, misses: list[str]) -> None:
         lines.append(f"- {'PASS' if ok else 'FAIL'} {text}" + (f" — misses: {', '.join(misses)}" if misses else ""))
 
-    for tool in ("onnxopt", "onnxopt-ort"):
+    for tool in ONNXOPT_TARGETS:
         if tool not in tools:
             continue
         got = [by.get((m, tool)) for m in models]

@@ -25,8 +25,9 @@ def _add_optimize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="input .onnx file (never modified unless -o names it)")
     p.add_argument("-o", "--output", required=True, help="output .onnx file (written atomically)")
     p.add_argument("--passes", default="fold,cleanup,fuse", help="comma-separated passes and groups (see `onnxopt passes`)")
-    p.add_argument("--target", choices=("onnx", "ort"), default="onnx",
-                   help="onnx: standard ops only (default); ort: also ONNX Runtime contrib ops")
+    p.add_argument("--target", choices=("onnx", "ort", "ort-cpu"), default="onnx",
+                   help="onnx: standard ops only (default); ort: also ONNX Runtime contrib ops; ort-cpu: also ORT's "
+                        "CPU blocked (NCHWc) layout, for CPUs with this one's vector width")
     p.add_argument("--target-opset", type=int, help="convert to this opset first (onnx.version_converter)")
     p.add_argument("--input-shape", type=_shape_arg, action="append", default=[], metavar="NAME=D1,D2,..",
                    help="fix a dynamic input shape before folding (repeatable)")

@@ -9,14 +9,15 @@ import onnx
 
 from onnxopt.errors import ModelCheckError, OnnxoptError, VerificationError
 from onnxopt.ir import Model, from_proto, load, to_proto
-from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult
+from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult, expand_pipeline
 
 logger = logging.getLogger(__name__)
 
 PORTABILITY_KEY = "onnxopt.portability"
 PIPELINE_KEY = "onnxopt.pipeline"
 VERSION_KEY = "onnxopt.version"
-TARGETS = ("onnx", "ort")
+TARGETS = ("onnx", "ort", "ort-cpu")
+LAYOUT_PASS = "ort_nchwc_layout"  # what ort-cpu adds to ort: the CPU provider's blocked layout
 MIN_OPSET = 7  # the oldest default-domain opset the passes are written for
 # onnx.checker takes the model as one protobuf message; past this size only a path can be checked
 CHECK_MAX_BYTES = 2**31 - 2**26
@@ -61,8 +62,11 @@ def optimize(
         check_model(model, path)
     if target_opset is not None and target_opset != model.opset:
         model = convert_opset(model, target_opset)
+    pipeline = passes if isinstance(passes, str) else ",".join(passes)
+    if target == "ort-cpu":
+        passes = [*expand_pipeline(passes), LAYOUT_PASS]
     context = PassContext(
-        target=target,
+        target="ort" if target == "ort-cpu" else target,
         fold_max_bytes=fold_max_bytes,
         input_shapes={k: tuple(v) for k, v in (input_shapes or {}).items()},
         explain=frozenset(explain),
@@ -73,7 +77,6 @@ def optimize(
     if original is not None:
         result = _verified(original, result, manager, context, verify_samples, data, safe)
     result.explanations = context.explanations
-    pipeline = passes if isinstance(passes, str) else ",".join(passes)
     model = result.model
     model.metadata_props[VERSION_KEY] = __version__
     model.metadata_props[PIPELINE_KEY] = f"{pipeline};target={target}"
@@ -151,13 +154,16 @@ def check_model(model: Model, path: str | None = None) -> None:
 
 def portability(model: Model) -> str:
     """'standard' when every op is an ai.onnx op the onnx spec defines, 'onnxruntime' when the others are
-    ONNX Runtime ops (com.microsoft, or ORT-only ops in the default domain), else 'custom'."""
+    ONNX Runtime ops (com.microsoft, or ORT-only ops in the default domain), 'onnxruntime-cpu' when some are ORT's
+    CPU-only blocked-layout kernels (com.microsoft.nchwc), else 'custom'."""
     nodes = [node for graph in model.graph.all_graphs() for node in graph]
     domains = {node.domain for node in nodes} - {"", "ai.onnx"}
     nonstandard = any(node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type) for node in nodes)
     if not domains and not nonstandard:
         return "standard"
-    return "onnxruntime" if domains <= {"com.microsoft", "ai.onnx.ml"} else "custom"
+    if domains <= {"com.microsoft", "ai.onnx.ml"}:
+        return "onnxruntime"
+    return "onnxruntime-cpu" if domains <= {"com.microsoft", "ai.onnx.ml", "com.microsoft.nchwc"} else "custom"
 
 
 def convert_opset(model: Model, opset: int) -> Model:

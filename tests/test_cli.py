@@ -111,6 +111,14 @@ def test_optimize_records_provenance(tiny_path, tmp_path, capsys):
     assert "portability standard" in capsys.readouterr().out
 
 
+def test_optimize_for_ort_cpu_labels_the_blocked_layout(resnet50_path, tmp_path, capsys):
+    out = tmp_path / "o.onnx"
+    assert main(["optimize", resnet50_path, "-o", str(out), "--target", "ort-cpu", "--verify"]) == 0
+    assert main(["inspect", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "verified" in shown and "portability onnxruntime-cpu" in shown and "com.microsoft.nchwc::Conv" in shown
+
+
 def test_bench_writes_reports_and_flags_unavailable_provider(tiny_path, tmp_path, capsys):
     report = tmp_path / "r.json"
     assert main(["bench", tiny_path, tiny_path, "--runs", "5", "--warmup", "1", "--report", str(report)]) == 0

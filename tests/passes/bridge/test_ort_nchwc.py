@@ -1,0 +1,94 @@
+"""ort_nchwc_layout: Conv/pool chains → com.microsoft.nchwc kernels by ORT's NchwcTransformer; `--target ort-cpu`.
+
+Tolerance: outputs match the original in ONNX Runtime (its optimizations off) within atol = 1e-4 × max|output|
+(the blocked kernels sum in another order).
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import onnxopt
+from onnxopt.ir import to_proto
+from onnxopt.passes.bridge.ort_nchwc import BLOCK_KEY, NCHWC_DOMAIN, nchwc_block_size
+from onnxopt.passmanager import PassContext, make_pass
+from onnxopt.pipeline import portability
+from onnxopt.testing import assert_same_outputs, model_from_text, op_histogram
+
+pytestmark = pytest.mark.skipif(nchwc_block_size() < 2, reason="ONNX Runtime has no NCHWc kernels on this CPU")
+
+RNG = np.random.default_rng(0)
+
+CONV_NET = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[1,3,16,16] x) => (float[1,32,1,1] y) {
+  a = Conv<pads=[1,1,1,1]>(x, w1, b1)
+  r = Relu(a)
+  c = Conv<pads=[1,1,1,1]>(r, w2, b2)
+  s = Add(c, r)
+  p = MaxPool<kernel_shape=[2,2], strides=[2,2]>(s)
+  y = GlobalAveragePool(p)
+}"""
+
+
+def conv_net():
+    inits = {"w1": RNG.uniform(-1, 1, (32, 3, 3, 3)), "b1": RNG.uniform(-1, 1, 32),
+             "w2": RNG.uniform(-0.2, 0.2, (32, 32, 3, 3)), "b2": RNG.uniform(-1, 1, 32)}
+    return model_from_text(CONV_NET, {k: v.astype(np.float32) for k, v in inits.items()})
+
+
+def run_layout(model) -> bool:
+    return make_pass("ort_nchwc_layout", PassContext(target="ort")).call(model).modified
+
+
+def test_conv_chain_runs_in_the_blocked_layout():
+    model = conv_net()
+    original = model.clone()
+    assert run_layout(model)
+    ops = op_histogram(model)
+    assert ops[f"{NCHWC_DOMAIN}::Conv"] == 2 and ops[f"{NCHWC_DOMAIN}::MaxPool"] == 1
+    assert "Conv" not in ops and "Relu" not in ops and "Add" not in ops  # folded into the blocked Convs
+    assert_same_outputs(original, model, rtol=0.0, atol=1e-4)
+    onnx.checker.check_model(to_proto(model))
+    assert model.metadata_props[BLOCK_KEY] == str(nchwc_block_size())
+    assert portability(model) == "onnxruntime-cpu"
+    assert [v.name for v in model.graph.outputs] == ["y"]
+
+
+def test_second_run_changes_nothing():
+    model = conv_net()
+    assert run_layout(model)
+    assert not run_layout(model)
+
+
+def test_model_without_conv_is_left_alone():
+    model = model_from_text("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[2,8] x) => (float[2,4] y) { y = MatMul(x, w) }""", {"w": np.ones((8, 4), np.float32)})
+    assert not run_layout(model)
+    assert op_histogram(model) == {"MatMul": 1}
+
+
+def test_conv_the_transformer_declines_is_left_alone():
+    # a 1-D convolution has no blocked kernel
+    model = model_from_text("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1,16,32] x) => (float[1,16,30] y) { y = Conv(x, w) }""", {"w": np.ones((16, 16, 3), np.float32)})
+    assert not run_layout(model)
+    assert op_histogram(model) == {"Conv": 1} and BLOCK_KEY not in model.metadata_props
+
+
+def test_target_ort_cpu_is_ort_plus_the_layout():
+    model = conv_net()
+    result = onnxopt.optimize(model, target="ort-cpu")
+    assert result.stats["ort_nchwc_layout"].changed == 1
+    assert result.model.metadata_props["onnxopt.pipeline"].endswith(";target=ort-cpu")
+    assert result.model.metadata_props["onnxopt.portability"] == "onnxruntime-cpu"
+    assert_same_outputs(model, result.model, rtol=0.0, atol=1e-4)
+    portable = onnxopt.optimize(model, target="ort").model
+    assert not any(node.domain == NCHWC_DOMAIN for node in portable.graph)
+
+
+def test_block_size_is_a_vector_width():
+    assert nchwc_block_size() in (4, 8, 16, 32)
