@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
 import os
 import tempfile
 
@@ -11,30 +12,37 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from onnxopt.ir import Model, from_proto, save
+from onnxopt.errors import IRError
+from onnxopt.ir import Model, Node, from_proto, save
 from onnxopt.passmanager import Pass, PassResult, register_pass
+
+logger = logging.getLogger(__name__)
 
 NCHWC_DOMAIN = "com.microsoft.nchwc"
 BLOCK_KEY = "onnxopt.nchwc_block"
-# the transformer starts from these; everything else it converts hangs off their outputs
+# the transformer starts from 2-D convolutions with constant float weights; all else it converts hangs off them
 _SEEDS = {("", "Conv"), ("ai.onnx", "Conv"), ("com.microsoft", "FusedConv")}
 # every other ORT graph optimizer, by the name `disabled_optimizers` takes (unknown names are ignored)
 _OTHER_OPTIMIZERS = (
     "AttentionFusion", "Avx2WeightS8ToU8Transformer", "BiasDropoutFusion", "BiasGeluFusion",
     "BiasSkipLayerNormFusion", "BiasSoftmaxFusion", "CastChainElimination", "CastElimination",
-    "CastFloat16Transformer", "CommonSubexpressionElimination", "ConstantFolding", "ConvActivationFusion",
-    "ConvAddActivationFusion", "ConvAddFusion", "ConvBNFusion", "ConvMulFusion", "DQMatMulNBitsFusion",
-    "DivMulFusion", "DynamicQuantizeMatMulFusion", "EmbedLayerNormFusion", "ExpandElimination", "FastGeluFusion",
-    "FreeDimensionOverrideTransformer", "FuseFp16InitializerToFp32NodeTransformer", "GatherToSliceFusion",
-    "GeluFusion", "GemmActivationFusion", "GemmSumFusion", "GemmTransposeFusion", "GqaValueLayoutTransformer",
-    "GroupQueryAttentionFusion", "GroupQueryAttentionPreNormFusion", "LabelEncoderFusion", "LayerNormFusion",
-    "Level1_RuleBasedTransformer", "Level2_RuleBasedTransformer", "MatMulActivationFusion", "MatMulAddFusion",
-    "MatMulIntegerToFloatFusion", "MatMulNBitsMlpFusion", "MatMulNBitsQLoRAFusion", "MatMulNBitsQkvFusion",
-    "MatMulScaleFusion", "MatmulTransposeFusion", "MemcpyTransformer", "NhwcTransformer", "NoopElimination",
-    "NotWhereFusion", "PreShapeNodeElimination", "QDQFinalCleanupTransformer", "QDQPropagationTransformer",
-    "QDQS8ToU8Transformer", "QDQSelectorActionTransformer", "QuickGeluFusion", "RemoveDuplicateCastTransformer",
-    "ReshapeFusion", "SimplifiedLayerNormFusion", "SkipLayerNormFusion", "SliceConcatToSpaceToDepthFusion",
-    "SwiGluFusion", "TransposeOptimizer", "UnsqueezeElimination",
+    "CastFloat16Transformer", "ClipQuantFusion", "CommonSubexpressionElimination", "ConcatSliceElimination",
+    "ConstantFolding", "ConstantFoldingDQ", "ConstantSharing", "ConvActivationFusion", "ConvAddActivationFusion",
+    "ConvAddFusion", "ConvBNFusion", "ConvMulFusion", "DQMatMulNBitsFusion", "DivMulFusion", "DoubleQDQPairsRemover",
+    "DynamicQuantizeMatMulFusion", "EmbedLayerNormFusion", "EnsureUniqueDQForNodeUnit", "ExpandElimination",
+    "FastGeluFusion", "FreeDimensionOverrideTransformer", "FuseFp16InitializerToFp32NodeTransformer",
+    "FuseInitializersTransformer", "GatherSliceToSplitFusion", "GatherToSliceFusion", "GeluApproximation",
+    "GeluFusion", "GeluFusionL1", "GeluFusionL2", "GemmActivationFusion", "GemmSumFusion", "GemmTransposeFusion",
+    "GqaValueLayoutTransformer", "GroupQueryAttentionFusion", "GroupQueryAttentionPreNormFusion",
+    "LabelEncoderFusion", "LayerNormFusion", "LayerNormFusionL1", "LayerNormFusionL2", "Level1_RuleBasedTransformer",
+    "Level2_RuleBasedTransformer", "MatMulActivationFusion", "MatMulAddFusion", "MatMulIntegerToFloatFusion",
+    "MatMulNBitsFusion", "MatMulNBitsMlpFusion", "MatMulNBitsQLoRAFusion", "MatMulNBitsQkvFusion",
+    "MatMulScaleFusion", "MatmulBNFusion", "MatmulTransposeFusion", "MemcpyTransformer", "NhwcTransformer",
+    "NoopElimination", "NotWhereFusion", "PadFusion", "PreShapeNodeElimination", "QDQFinalCleanupTransformer",
+    "QDQPropagationTransformer", "QDQS8ToU8Transformer", "QDQSelectorActionTransformer", "QuickGeluFusion",
+    "ReluQuantFusion", "RemoveDuplicateCastTransformer", "ReshapeFusion", "SimplifiedLayerNormFusion",
+    "SkipLayerNormFusion", "SliceConcatToSpaceToDepthFusion", "SwiGluFusion", "TransposeOptimizer",
+    "UnsqueezeElimination",
 )
 
 
@@ -45,14 +53,18 @@ class OrtNchwcLayout(Pass):
     name = "ort_nchwc_layout"
 
     def call(self, model: Model) -> PassResult:
-        if not any((node.domain, node.op_type) in _SEEDS for graph in model.graph.all_graphs() for node in graph):
+        if not any(_is_seed(node) for graph in model.graph.all_graphs() for node in graph):
             return PassResult(model, False)
         with tempfile.TemporaryDirectory(prefix="onnxopt-nchwc-") as work:
             source, target = os.path.join(work, "in.onnx"), os.path.join(work, "out.onnx")
             save(model, source)
             run_nchwc_transformer(source, target)
             transformed = onnx.load(target)
-        rebuilt = from_proto(transformed, model.base_dir)
+        try:
+            rebuilt = from_proto(transformed, model.base_dir)
+        except IRError as exc:
+            logger.warning("ort_nchwc_layout: left the model in NCHW: ORT's layout could not be read back (%s)", exc)
+            return PassResult(model, False)
         after = _histogram(rebuilt)
         if after == _histogram(model):
             return PassResult(model, False)
@@ -88,6 +100,12 @@ def nchwc_block_size() -> int:
         run_nchwc_transformer(source, target)
         laid_out = onnx.load(target)
     return max((int(t.dims[0]) for t in laid_out.graph.initializer), default=1)
+
+
+def _is_seed(node: Node) -> bool:
+    weight = node.inputs[1] if len(node.inputs) > 1 else None
+    return ((node.domain, node.op_type) in _SEEDS and weight is not None and weight.is_constant()
+            and weight.dtype == TensorProto.FLOAT and len(weight.shape) == 4)
 
 
 def _histogram(model: Model) -> collections.Counter:

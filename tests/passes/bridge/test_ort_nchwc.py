@@ -62,6 +62,29 @@ def test_second_run_changes_nothing():
     assert not run_layout(model)
 
 
+def test_only_the_layout_changes():
+    # beside the convolution: patterns ORT's other optimizers rewrite (MatMul+Add → Gemm, Identity, Slices → Split)
+    model = model_from_text("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1,16,8,8] x, float[4,8] m) => (float[1,16,8,8] y, float[4,8] z, float[1,8,8,8] s1, float[1,8,8,8] s2) {
+      c = Conv<pads=[1,1,1,1]>(x, w)
+      y = Relu(c)
+      i = Identity(m)
+      p = MatMul(i, wm)
+      z = Add(p, bm)
+      s1 = Slice(y, zero, eight, one)
+      s2 = Slice(y, eight, sixteen, one)
+    }""", {"w": RNG.uniform(-1, 1, (16, 16, 3, 3)).astype(np.float32), "wm": np.ones((8, 8), np.float32),
+           "bm": np.ones(8, np.float32), "zero": np.array([0]), "eight": np.array([8]),
+           "sixteen": np.array([16]), "one": np.array([1])})
+    original = model.clone()
+    assert run_layout(model)
+    ops = op_histogram(model)
+    assert {op: n for op, n in ops.items() if NCHWC_DOMAIN not in op} == {"MatMul": 1, "Add": 1, "Identity": 1,
+                                                                           "Slice": 2}
+    assert_same_outputs(original, model, rtol=0.0, atol=1e-4)
+
+
 def test_model_without_conv_is_left_alone():
     model = model_from_text("""
     <ir_version: 8, opset_import: ["" : 13]>
