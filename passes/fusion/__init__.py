@@ -1,11 +1,13 @@
 """Fusion rules into standard ONNX ops, each its own pass in group `fuse`; the list order is the run order.
 
+BatchNormalizations sharing an input rebase onto the first of them before it folds into the producer.
 Mul before Add: an exporter's decomposed BatchNorm, Add(Mul(Conv(x), s), t), folds into the Conv in one round.
 Transposes reach MatMul/Gemm weights before MatMul + Add becomes Gemm, and that before Gemm + BatchNormalization.
 """
 from __future__ import annotations
 
 from onnxopt.passes.fusion.bn_affine import FuseAddIntoBatchNorm, FuseMulIntoBatchNorm
+from onnxopt.passes.fusion.bn_sibling import RebaseBnOnSibling
 from onnxopt.passes.fusion.conv_add import FuseAddIntoConv
 from onnxopt.passes.fusion.conv_bn import FuseBnIntoConv
 from onnxopt.passes.fusion.conv_mul import FuseMulIntoConv
@@ -21,6 +23,7 @@ from onnxopt.rewrite import rule_pass
 FUSION_RULES = (
     FusePadIntoConv,
     FusePadIntoPool,
+    RebaseBnOnSibling,
     FuseBnIntoConv,
     FuseBnIntoConvTranspose,
     FuseMulIntoConv,

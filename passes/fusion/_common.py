@@ -45,8 +45,14 @@ def batchnorm_affine(m: Match, channels: int) -> tuple[np.ndarray, np.ndarray] |
     for name, array in zip(("scale", "bias", "mean", "var"), params):
         if array.shape != (channels,):
             return f"BatchNormalization {name} has shape {list(array.shape)}, expected [{channels}]"
-    scale, bias, mean, var = (a.astype(np.float64) for a in params)
-    epsilon = float(m.root.attr("epsilon", 1e-5))
+    return affine_of_batchnorm(*params, epsilon=float(m.root.attr("epsilon", 1e-5)))
+
+
+def affine_of_batchnorm(
+    scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray, epsilon: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(s, t) in float64 with BN(y) = s·y + t per channel: s = scale / √(var + ε), t = bias − mean·s."""
+    scale, bias, mean, var = (np.asarray(a, np.float64) for a in (scale, bias, mean, var))
     s = scale / np.sqrt(var + epsilon)
     return s, bias - mean * s
 
