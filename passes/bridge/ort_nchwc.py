@@ -13,7 +13,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from onnxopt.errors import IRError
-from onnxopt.ir import Model, Node, from_proto, save
+from onnxopt.ir import Model, Node, from_proto, lint, save
 from onnxopt.passmanager import Pass, PassResult, register_pass
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class OrtNchwcLayout(Pass):
             transformed = onnx.load(target)
         try:
             rebuilt = from_proto(transformed, model.base_dir)
+            lint(rebuilt)
         except IRError as exc:
             logger.warning("ort_nchwc_layout: left the model in NCHW: ORT's layout could not be read back (%s)", exc)
             return PassResult(model, False)

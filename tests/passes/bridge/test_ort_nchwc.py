@@ -11,6 +11,7 @@ import pytest
 
 import onnxopt
 from onnxopt.ir import to_proto
+from onnxopt.passes.bridge import ort_nchwc
 from onnxopt.passes.bridge.ort_nchwc import BLOCK_KEY, NCHWC_DOMAIN, nchwc_block_size
 from onnxopt.passmanager import PassContext, make_pass
 from onnxopt.pipeline import portability
@@ -83,6 +84,43 @@ def test_only_the_layout_changes():
     assert {op: n for op, n in ops.items() if NCHWC_DOMAIN not in op} == {"MatMul": 1, "Add": 1, "Identity": 1,
                                                                            "Slice": 2}
     assert_same_outputs(original, model, rtol=0.0, atol=1e-4)
+
+
+BRANCH = """{name} () => (float[1,16,8,8] o) {{
+        c = Conv<pads=[1,1,1,1]>(x, w)
+        a = Slice(c, zero, eight, one)
+        b = Slice(c, eight, sixteen, one)
+        o = Concat<axis=1>(b, a)
+    }}"""
+IF_MODEL = f"""
+<ir_version: 8, opset_import: ["" : 13]>
+g (bool flag, float[1,16,8,8] x) => (float[1,16,8,8] y) {{
+  y = If(flag) <then_branch = {BRANCH.format(name="then_g")}, else_branch = {BRANCH.format(name="else_g")}>
+}}"""
+
+
+def if_model():
+    return model_from_text(IF_MODEL, {"w": RNG.uniform(-1, 1, (16, 16, 3, 3)).astype(np.float32),
+                                      "zero": np.array([0]), "eight": np.array([8]), "sixteen": np.array([16]),
+                                      "one": np.array([1])})
+
+
+def test_convolutions_in_branches_stay_in_nchw():
+    # ORT lays out only convolutions whose weights are the subgraph's own: these read the outer graph's
+    model = if_model()
+    assert not run_layout(model)
+    assert op_histogram(model) == {"If": 1, "Conv": 2, "Slice": 4, "Concat": 2}
+
+
+def test_output_the_ir_cannot_hold_leaves_the_model_alone(monkeypatch, caplog):
+    # an ORT optimizer the pass does not disable (here GatherSliceToSplitFusion) gives both branches an
+    # initializer of the same name
+    monkeypatch.setattr(ort_nchwc, "_OTHER_OPTIMIZERS",
+                        tuple(name for name in ort_nchwc._OTHER_OPTIMIZERS if name != "GatherSliceToSplitFusion"))
+    model = if_model()
+    assert not run_layout(model)
+    assert op_histogram(model) == {"If": 1, "Conv": 2, "Slice": 4, "Concat": 2}
+    assert "left the model in NCHW" in caplog.text
 
 
 def test_model_without_conv_is_left_alone():
