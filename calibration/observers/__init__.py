@@ -55,6 +55,18 @@ class Observer(ABC):
         return {}
 
 
+INTEGER_BITS = {"uint8": 8, "int8": 8, "uint16": 16, "int16": 16}
+
+
+def grid_steps(dtype: str, symmetric: bool = False, reduce_range: bool = False) -> int:
+    """The number of quantization steps between the lowest and highest level of ``dtype``: one fewer
+    when symmetric (zero sits exactly in the middle), half as many with reduce_range."""
+    if dtype not in INTEGER_BITS:
+        raise ValueError(f"dtype must be one of {', '.join(INTEGER_BITS)}, got {dtype!r}")
+    steps = 2 ** (INTEGER_BITS[dtype] - (1 if reduce_range else 0)) - 1
+    return steps - 1 if symmetric else steps
+
+
 def finite_values(array: np.ndarray, outlier_limit: float | None) -> tuple[np.ndarray, int]:
     """Flatten to float64, drop NaNs, and split off values beyond ±outlier_limit (infinities too).
 
@@ -114,6 +126,7 @@ __all__ = [
     "Observer",
     "PercentileObserver",
     "finite_values",
+    "grid_steps",
     "make_observer",
     "observer_from_state",
 ]

@@ -6,10 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT, Observer
+from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT, INTEGER_BITS, Observer, grid_steps
 from onnxopt.calibration.observers.histogram import HistogramObserver
 
-_BITS = {"uint8": 8, "int8": 8, "uint16": 16, "int16": 16}
 # Per side: the 1-D symmetric search takes every bin edge up to this many, the 2-D asymmetric
 # search this many per bound (so at most _CANDIDATES**2 evaluations).
 _CANDIDATES = 512
@@ -32,8 +31,8 @@ class MSEObserver(Observer):
         bins: int = 2048,
         outlier_limit: float | None = DEFAULT_OUTLIER_LIMIT,
     ) -> None:
-        if dtype not in _BITS:
-            raise ValueError(f"dtype must be one of {', '.join(_BITS)}, got {dtype!r}")
+        if dtype not in INTEGER_BITS:
+            raise ValueError(f"dtype must be one of {', '.join(INTEGER_BITS)}, got {dtype!r}")
         self.dtype = dtype
         self.reduce_range = reduce_range
         self.histogram = HistogramObserver(bins=bins, symmetric=symmetric, outlier_limit=outlier_limit)
@@ -41,10 +40,7 @@ class MSEObserver(Observer):
     @property
     def steps(self) -> int:
         """The number of quantization steps between the lowest and highest level."""
-        bits = _BITS[self.dtype] - (1 if self.reduce_range else 0)
-        steps = 2**bits - 1
-        # Symmetric ranges drop one level so that zero sits exactly in the middle.
-        return steps - 1 if self.histogram.symmetric else steps
+        return grid_steps(self.dtype, self.histogram.symmetric, self.reduce_range)
 
     def update(self, array: np.ndarray) -> None:
         """Count one batch in the histogram."""

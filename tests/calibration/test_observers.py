@@ -16,6 +16,7 @@ from onnxopt.calibration.observers import (
     make_observer,
     observer_from_state,
 )
+from onnxopt.calibration.observers.entropy import MAX_CLIPPED, kl_threshold
 from onnxopt.errors import DataError
 
 RNG = np.random.default_rng(1234)
@@ -201,6 +202,29 @@ def test_entropy_of_one_sided_data_stays_one_sided() -> None:
     relu = np.maximum(NORMAL, 0)
     lo, hi = feed(EntropyObserver(), relu).range()
     assert lo == 0.0 and 2.5 < hi <= relu.max()
+
+
+def test_entropy_fewer_levels_clip_one_sided_data_more() -> None:
+    # uint8 spreads all 255 steps over [0, t] when no value is negative; 7 bits give half as many levels,
+    # so the rounding noise the KL search weighs doubles and it clips more.
+    squares = NORMAL.astype(np.float64) ** 2
+    lo, hi = feed(EntropyObserver(), squares).range()
+    _, hi_7bit = feed(EntropyObserver(reduce_range=True), squares).range()
+    assert lo == squares.min() and hi_7bit < hi < squares.max()
+
+
+def test_entropy_of_two_sided_data_is_tensorrts_threshold() -> None:
+    # Data symmetric about zero gets half of the 255 uint8 steps on [0, t]: TensorRT's 128 levels.
+    obs = feed(EntropyObserver(), NORMAL)
+    counts, width = obs.histogram.abs_histogram()
+    counts[0] = counts[1]
+    first = int(np.searchsorted(np.cumsum(counts), (1 - MAX_CLIPPED) * counts.sum())) + 1
+    assert obs.range()[1] == kl_threshold(counts, 128, first) * width
+
+
+def test_entropy_of_constant_data() -> None:
+    assert feed(EntropyObserver(), np.zeros(1000)).range() == (0.0, 0.0)
+    assert feed(EntropyObserver(), np.full(1000, -2.5)).range() == (-2.5, -2.5)
 
 
 def test_mse_is_narrower_than_minmax_on_heavy_tails() -> None:

@@ -52,6 +52,24 @@ def test_static_cnn_histogram_methods(method):
     assert ort_ops(quantized)["QLinearConv"] == 4
 
 
+def test_entropy_gives_one_sided_activations_the_whole_uint8_grid():
+    # y = x² has no negative values: uint8 puts all 255 steps on [0, t], and the KL search must weigh that
+    # grid's rounding noise, not that of TensorRT's 128 levels (which clipped y at 10.3 and gave 22.0 dB).
+    model = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1, 64] x) => (float[1, 64] y) { y = Mul(x, x) }
+    """)
+    rng = np.random.default_rng(0)
+    data = [{"x": rng.normal(0, 1, (1, 64)).astype(np.float32)} for _ in range(400)]
+    quantized, report = quantize(model, data, method="entropy", samples=200, holdout=200, latency_check=False)
+    assert ort_ops(quantized)["QLinearMul"] == 1
+    ranges = {t.name: (t.rmin, t.rmax) for t in report.tensors}
+    assert ranges["y"][0] >= 0 and 11.0 < ranges["y"][1] < 15.6  # 15.6: the largest square seen
+    assert report.sqnr_db > 23.5  # measured 24.4 dB
+    # x is symmetric about zero: half the steps on each side, TensorRT's threshold, as before
+    assert ranges["x"] == (-3.48828125, 3.48828125)
+
+
 def test_static_transformer_block():
     model = transformer_block()
     quantized, report = quantize(model, samples(model, 40), holdout=8, latency_check=False)
