@@ -10,19 +10,25 @@ import onnxruntime as ort
 
 from onnxopt.ir import Model, serialize
 
+BOUND_QUANTILE = 0.05  # a one-sided 95% bound
+BOOTSTRAP_ROUNDS = 500
+
 
 @dataclass(frozen=True)
 class OutputAgreement:
     """How one output of the quantized model agrees with the float model's over all held-out samples.
 
     `top1` is the fraction of rows whose argmax over the last axis matches (None when the last axis has
-    fewer than 2 entries).
+    fewer than 2 entries). `sqnr_low_db` is a lower bound on the SQNR over samples like these: the
+    BOUND_QUANTILE of the SQNR over bootstrap resamplings of the held-out samples (a few samples with large
+    errors make it much lower than `sqnr_db`).
     """
 
     name: str
     sqnr_db: float
     cosine: float
     top1: float | None
+    sqnr_low_db: float = math.nan
 
 
 def session(model: Model | bytes, threads: int = 0, optimize: bool = True) -> ort.InferenceSession:
@@ -63,20 +69,42 @@ class Evaluator:
             result.append(_agreement(name, refs, outs))
         return result
 
-    def sqnr(self, candidate: Model | bytes, limit: int | None = None) -> float:
-        """The worst output SQNR in dB (inf when identical; nan without samples), on the first `limit` samples."""
-        scores = [a.sqnr_db for a in self.evaluate(candidate, limit)]
+    def noisiest(self, candidate: Model | bytes, count: int) -> Evaluator:
+        """An evaluator over the `count` samples on which `candidate` errs most, relative to each float
+        output's power over all samples (they carry the pooled SQNR; saturated samples say little)."""
+        sess = session(candidate, self.threads)
+        got = [sess.run(self.names, s) for s in self.samples]
+        share = np.zeros(len(self.samples))
+        for k in range(len(self.names)):
+            refs = [np.asarray(r[k], dtype=np.float64) for r in self.reference]
+            if not refs or not np.issubdtype(np.asarray(self.reference[0][k]).dtype, np.floating):
+                continue
+            power = sum(float(np.sum(r * r)) for r in refs) or 1.0
+            errors = [float(np.sum((r - np.asarray(g[k], dtype=np.float64)) ** 2)) / power for r, g in zip(refs, got)]
+            share = np.maximum(share, errors)
+        chosen = sorted(np.argsort(-share, kind="stable")[:count])
+        subset = object.__new__(Evaluator)
+        subset.samples = [self.samples[i] for i in chosen]
+        subset.threads, subset.names = self.threads, self.names
+        subset.reference = [self.reference[i] for i in chosen]
+        return subset
+
+    def sqnr(self, candidate: Model | bytes, limit: int | None = None, bound: bool = False) -> float:
+        """The worst output SQNR in dB (inf when identical; nan without samples), on the first `limit` samples;
+        bound=True: the worst output's bootstrap lower bound instead."""
+        scores = [a.sqnr_low_db if bound else a.sqnr_db for a in self.evaluate(candidate, limit)]
         return min(scores) if scores else math.nan
 
 
 def _agreement(name: str, refs: list[np.ndarray], outs: list[np.ndarray]) -> OutputAgreement:
-    signal = noise = dot = out_power = 0.0
+    dot = out_power = 0.0
     hits = rows = 0
-    for ref, out in zip(refs, outs):
+    signals, noises = np.zeros(len(refs)), np.zeros(len(refs))
+    for i, (ref, out) in enumerate(zip(refs, outs)):
         r = np.asarray(ref, dtype=np.float64)
         o = np.asarray(out, dtype=np.float64)
-        signal += float(np.sum(r * r))
-        noise += float(np.sum((r - o) ** 2))
+        signals[i] = np.sum(r * r)
+        noises[i] = np.sum((r - o) ** 2)
         dot += float(np.sum(r * o))
         out_power += float(np.sum(o * o))
         if r.ndim >= 1 and r.shape[-1] >= 2 and r.size:
@@ -84,12 +112,21 @@ def _agreement(name: str, refs: list[np.ndarray], outs: list[np.ndarray]) -> Out
             b = np.argmax(o.reshape(-1, o.shape[-1]), axis=-1)
             hits += int(np.sum(a == b))
             rows += a.size
-    if noise == 0.0:
-        sqnr = math.inf
-    elif signal == 0.0:
-        sqnr = -math.inf
-    else:
-        sqnr = 10.0 * math.log10(signal / noise)
+    signal = float(np.sum(signals))
     denom = math.sqrt(signal * out_power)
     cosine = dot / denom if denom > 0 else (1.0 if signal == out_power == 0.0 else 0.0)
-    return OutputAgreement(name, sqnr, cosine, hits / rows if rows else None)
+    return OutputAgreement(name, _sqnr(signal, float(np.sum(noises))), cosine, hits / rows if rows else None,
+                           _sqnr_lower_bound(signals, noises))
+
+
+def _sqnr(signal: float, noise: float) -> float:
+    if noise == 0.0:
+        return math.inf
+    return -math.inf if signal == 0.0 else 10.0 * math.log10(signal / noise)
+
+
+def _sqnr_lower_bound(signals: np.ndarray, noises: np.ndarray) -> float:
+    """BOUND_QUANTILE of the pooled SQNR over bootstrap resamplings of the samples (fixed seed: deterministic)."""
+    picks = np.random.default_rng(0).integers(0, len(signals), size=(BOOTSTRAP_ROUNDS, len(signals)))
+    scores = [_sqnr(float(s), float(n)) for s, n in zip(signals[picks].sum(axis=1), noises[picks].sum(axis=1))]
+    return float(np.quantile(scores, BOUND_QUANTILE, method="lower"))

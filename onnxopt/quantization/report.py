@@ -111,7 +111,9 @@ class QuantReport:
                 lines.append(f"  {o.name}: SQNR {o.sqnr_db:.1f} dB, cosine {o.cosine:.5f}{top1}")
         if self.target_sqnr is not None:
             chosen = [n for step in self.sqnr_steps for n in step.nodes]
-            lines.append(f"target SQNR {self.target_sqnr:g} dB: reached {self.sqnr_db:.1f} dB keeping {len(chosen)} node(s) float"
+            low = min((o.sqnr_low_db for o in self.outputs), default=math.nan)
+            lines.append(f"target SQNR {self.target_sqnr:g} dB: reached {self.sqnr_db:.1f} dB (lower bound {low:.1f} dB) "
+                         f"keeping {len(chosen)} node(s) float"
                          + (f": {', '.join(chosen)}" if chosen else ""))
         if self.latency_steps:
             chosen = [n for step in self.latency_steps for n in step.nodes]
