@@ -1,4 +1,4 @@
-"""Every suite model through `onnxopt optimize --verify`, default target and --target ort; writes results/verify.md.
+"""Every suite model through `onnxopt optimize --verify`, default target, --target ort and --target ort-cpu; writes results/verify.md.
 
     python benchmarks/verify_suite.py
 """
@@ -34,7 +34,7 @@ def main() -> int:
         for model in suite_models():
             data = os.path.join(tmp, f"{model.name}-data")
             write_samples(model, data)
-            for target in ("onnx", "ort"):
+            for target in ("onnx", "ort", "ort-cpu"):
                 out = os.path.join(tmp, f"{model.name}.{target}.onnx")
                 command = [sys.executable, "-m", "onnxopt", "optimize", str(model.path), "-o", out, "--verify",
                            "--target", target, "--data", data]
@@ -49,7 +49,7 @@ def main() -> int:
     lines = [
         "# Suite models through `onnxopt optimize --verify`", "",
         "Each model of benchmarks/suite.py, optimized with the default pipeline (`--target onnx`) and with",
-        "`--target ort`; `--verify --data` compares outputs with the",
+        "`--target ort` and `--target ort-cpu`; `--verify --data` compares outputs with the",
         "original in ONNX Runtime on 3 samples drawn in the suite's input ranges (float32: rtol 1e-3, atol",
         "1e-4 × max|ref| but at least 8 ulps at 1.0; integers exact).", "",
         "Command: `python benchmarks/verify_suite.py`", "",

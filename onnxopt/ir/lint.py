@@ -1,4 +1,8 @@
-"""lint: check IR invariants (order, single producer, consistent uses, unique names, defined outputs)."""
+"""lint: check IR invariants (order, single producer, consistent uses, unique names, defined outputs).
+
+Names are unique within a graph and the scopes around it; sibling subgraphs (an If's two branches) may reuse
+a name, as ONNX allows.
+"""
 from __future__ import annotations
 
 from onnxopt.errors import IRError
@@ -42,7 +46,7 @@ def _lint_graph(graph: Graph, outer: set, names: dict[str, object]) -> None:
         for sub in node.subgraphs():
             if sub.parent is not node:
                 raise IRError(f"subgraph {sub.name!r} of {node} has the wrong parent")
-            _lint_graph(sub, defined, names)
+            _lint_graph(sub, defined, dict(names))
         for i, value in enumerate(node.outputs):
             if value.producer() is not node or value.index() != i:
                 raise IRError(f"{node} output {i} ({value.name!r}) names another producer")

@@ -90,6 +90,26 @@ def test_duplicate_between_initializer_and_node_output() -> None:
         lint(model)
 
 
+BRANCHES = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (bool c, float[2] x) => (float[2] y) {{
+      y = If(c) <then_branch = a () => (float[2] oa) {{ t = Neg(x)  oa = Relu(t) }},
+                 else_branch = b () => (float[2] ob) {{ t = Abs(x)  ob = Relu({read}) }}>
+    }}"""
+
+
+def test_sibling_branches_may_reuse_a_name() -> None:
+    lint(model_from_text(BRANCHES.format(read="t")))
+
+
+def test_branch_may_not_redefine_an_outer_name() -> None:
+    model = model_from_text(BRANCHES.format(read="t"))
+    then_branch = next(iter(model.graph)).subgraphs()[0]
+    next(iter(then_branch)).outputs[0]._name = "x"
+    with pytest.raises(IRError, match=r"name 'x' is defined twice \(again by Node\(Neg"):
+        lint(model)
+
+
 def test_undefined_graph_output() -> None:
     model, _ = chain()
     model.graph.add_output(Value("ghost"))

@@ -57,6 +57,29 @@ def test_cleanup_group_reaches_into_if_and_loop_bodies() -> None:
     assert serialize(model) == once
 
 
+SIBLING_NAMES = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (bool c, float[2,3] x) => (float[2,3] y) {
+  y = If(c) <then_branch = a () => (float[2,3] oa) { k = Constant<value = float[3] {1, 2, 3}>()  t = Add(x, k)
+                                                     i = Identity(t)  oa = Relu(i) },
+             else_branch = b () => (float[2,3] ob) { k = Constant<value = float[3] {3, 2, 1}>()  t = Mul(x, k)
+                                                     i = Identity(t)  ob = Neg(i) }>
+}
+"""
+
+
+def test_default_pipeline_takes_branches_that_reuse_names() -> None:
+    # ONNX lets sibling subgraphs define the same names (k, t, i in both branches)
+    model = model_from_text(SIBLING_NAMES)
+    original = serialize(model)
+    PassManager(instruments=[LintAfterEachPass()]).run(model)
+    assert op_histogram(model) == {"If": 1, "Add": 1, "Relu": 1, "Mul": 1, "Neg": 1}
+    onnx.checker.check_model(to_proto(model), full_check=True)
+    x = np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3)
+    for cond in (True, False):
+        assert_same_outputs(original, model, {"x": x, "c": np.array(cond)}, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", ["squeezenet", "inception_v1", "shufflenet"])
 def test_real_models_unchanged_in_output(onnx_data_dir: str, name: str) -> None:
     model = load(os.path.join(onnx_data_dir, "light", f"light_{name}.onnx"))
