@@ -6,11 +6,12 @@ import os
 import time
 from collections import deque
 from itertools import islice
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
 from onnxopt.calibration.collect import collect
+from onnxopt.calibration.observers import Observer, make_observer
 from onnxopt.calibration.datasets import Source, count_samples, load_samples
 from onnxopt.ir.interface import input_specs
 from onnxopt.errors import OnnxoptError
@@ -67,7 +68,7 @@ def quantize(
         plan = build_plan(model, config)
         if not plan.specs:
             report.warnings.append("nothing to quantize: no supported op with float32 inputs and constant weights")
-        collection = collect(model, plan.observed, samples.calibration(), config.method,
+        collection = collect(model, plan.observed, samples.calibration(), observer_factory(config),
                              total=samples.total, progress=config.progress, threads=0)
         report.calibration_samples, report.calibration_seconds = collection.samples, collection.seconds
         ranges = collection.ranges()
@@ -187,6 +188,15 @@ def _describe(
         kept[name] = searched.get(name, "kept float")
     report.quantized_ops = op_counts(ops)
     report.kept_float = {n: r for n, r in kept.items() if not r.startswith("no quantization rule")}
+
+
+def observer_factory(config: QuantConfig) -> Callable[[], Observer]:
+    """Observers for the calibration method that know the activations' grid: entropy and MSE weigh rounding
+    against clipping on the steps the final range gets; histograms are symmetric when the activations are."""
+    grid = {"dtype": config.activation_type, "symmetric": config.symmetric_activations,
+            "reduce_range": config.reduce_range}
+    options = {"entropy": grid, "mse": grid, "percentile": {"symmetric": config.symmetric_activations}}
+    return lambda: make_observer(config.method, **options.get(config.method, {}))
 
 
 class _Samples:

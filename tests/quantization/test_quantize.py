@@ -11,7 +11,7 @@ import onnxopt.pipeline
 from onnxopt.errors import OnnxoptError
 from onnxopt.ir import lint, serialize
 from onnxopt.quantization import QuantConfig, quantize
-from onnxopt.quantization.quantize import name_nodes
+from onnxopt.quantization.quantize import name_nodes, observer_factory
 from onnxopt.testing import model_from_text, op_histogram
 
 from qmodels import cnn, ort_ops, samples, stray_float_groups, transformer_block, weights
@@ -68,6 +68,32 @@ def test_entropy_gives_one_sided_activations_the_whole_uint8_grid():
     assert report.sqnr_db > 23.5  # measured 24.4 dB
     # x is symmetric about zero: half the steps on each side, TensorRT's threshold, as before
     assert ranges["x"] == (-3.48828125, 3.48828125)
+
+
+def test_entropy_follows_the_activation_grid():
+    # symmetric int8 keeps only half the steps for one-sided y = x², so the KL search must clip y harder than
+    # for uint8 (the grid used to stop at the observer and every method assumed uint8)
+    model = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1, 64] x) => (float[1, 64] y) { y = Mul(x, x) }
+    """)
+    rng = np.random.default_rng(0)
+    data = [{"x": rng.normal(0, 1, (1, 64)).astype(np.float32)} for _ in range(300)]
+    top = {}
+    for activations in ("uint8", "int8"):
+        quantized, report = quantize(model, data, method="entropy", samples=200, holdout=100, latency_check=False,
+                                     activation_type=activations, symmetric_activations=activations == "int8")
+        assert op_histogram(quantized)["QuantizeLinear"] >= 2
+        top[activations] = {t.name: t.rmax for t in report.tensors}["y"]
+    assert top["int8"] < top["uint8"]
+
+
+def test_observer_factory_passes_the_grid():
+    config = QuantConfig(method="entropy", activation_type="int8", symmetric_activations=True, reduce_range=True)
+    observer = observer_factory(config)()
+    assert observer.dtype == "int8" and observer.histogram.symmetric and observer.reduce_range
+    assert observer_factory(QuantConfig(method="percentile", symmetric_activations=True))().histogram.symmetric
+    assert observer_factory(QuantConfig(method="minmax"))().method == "minmax"
 
 
 def test_static_transformer_block():
