@@ -1,8 +1,8 @@
 """onnxopt's quantizer against onnxruntime.quantization on the suite's real models.
 
 For every model (benchmarks/suite.py) each quantizer runs in its own process on the same synthetic
-calibration images (smooth backgrounds, shapes and text-like strokes, made here from a seed, scaled to
-the model's input range), at each --samples count: quantization wall time and the process's peak RSS
+calibration images (smooth backgrounds and shapes, with words rendered in Pillow's default font for the
+PP-OCR models, made here from a seed, scaled to the model's input range), at each --samples count: quantization wall time and the process's peak RSS
 are recorded (a run above --rss-limit-gb is stopped and reported as such). ONNX Runtime's quantizer
 gets what its documentation asks for: quant_pre_process first, then quantize_static in QDQ format,
 per-channel, U8 activations × S8 weights, with MinMax or Entropy calibration; quantize_dynamic with S8
@@ -45,7 +45,7 @@ STATIC_TOOLS = ("onnxopt-minmax", "onnxopt-entropy", "ort-minmax", "ort-entropy"
 ONCE_TOOLS = ("onnxopt-latency", "onnxopt-sqnr30")  # run at the smallest sample count only
 DYNAMIC_TOOLS = ("onnxopt-dynamic", "ort-dynamic")
 TOOLS = STATIC_TOOLS + ONCE_TOOLS + DYNAMIC_TOOLS
-DEFAULT_MODELS = ("ppocr_cls", "ppocr_rec", "yolov8n")
+DEFAULT_MODELS = ("ppocr_cls", "ppocr_rec", "ppocr_det", "yolov8n")
 DYNAMIC_MODELS = {"ppocr_rec"}  # models with MatMul-heavy parts, where dynamic int8 is a candidate
 TOP1_MODELS = {"ppocr_cls", "ppocr_rec"}  # argmax over the last axis is meaningful (classes / characters)
 CONV_NETS = {"ppocr_cls", "ppocr_det", "yolov8n"}
@@ -55,9 +55,15 @@ RESULTS = Path(__file__).resolve().parent / "results" / "quantizers.md"
 
 
 # ---------------------------------------------------------------------------------------------- data
-def scene(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """One synthetic RGB image in [0, 1], NCHW: a gradient background, filled rectangles and ellipses, and
-    on short wide inputs (text lines) rows of dark strokes; mild sensor noise."""
+WORDS = ("invoice total amount date 2024 13.50 receipt model runtime quick brown fox jumps over the lazy dog "
+         "order number paid cash card tax sum 0.99 street city phone").split()
+TEXT_MODELS = ("ppocr_",)  # models that read text: their samples carry rendered text
+
+
+def scene(shape: tuple[int, ...], rng: np.random.Generator, text: bool = False) -> np.ndarray:
+    """One synthetic RGB image in [0, 1], NCHW: a gradient background, filled rectangles and ellipses; with
+    `text`, words rendered in Pillow's scalable default font (a line filling a short wide input, upside down
+    half the time as the direction classifier expects; lines of several sizes on a page); mild sensor noise."""
     _, channels, height, width = shape
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     top, bottom = rng.uniform(0.2, 1.0, channels), rng.uniform(0.0, 0.9, channels)
@@ -72,18 +78,32 @@ def scene(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         else:
             mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
         image = np.where(mask[None], color, image)
-    if height <= 64:  # a text line: light background, dark glyph-like strokes
-        image = 0.75 + 0.25 * image
-        ink = rng.uniform(0, 0.3)
-        x = rng.uniform(0, 0.1) * width
-        while x < width * rng.uniform(0.6, 1.0):
-            w, h = rng.uniform(0.02, 0.06) * width, rng.uniform(0.3, 0.7) * height
-            y0 = (height - h) / 2 + rng.normal(0, 0.05 * height)
-            mask = (xx >= x) & (xx < x + w) & (yy >= y0) & (yy < y0 + h) & (rng.random((height, width)) < 0.8)
-            image = np.where(mask[None], ink, image)
-            x += w * rng.uniform(1.2, 2.0)
+    if text:
+        image = 0.6 + 0.4 * image  # text sits on light paper
+        ink = _rendered_text(height, width, rng)
+        image = image * (1 - ink[None]) + rng.uniform(0, 0.35, channels)[:, None, None] * ink[None]
     image = image + rng.normal(0, 0.02, image.shape)
     return np.clip(image, 0, 1)[None].astype(np.float32)
+
+
+def _rendered_text(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage in [0, 1] of random words: one line for a text-line input, many lines on a page."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    line = height <= 64
+    y = 0.0 if line else rng.uniform(0, 0.05 * height)
+    while y < height:
+        size = int(height * rng.uniform(0.55, 0.8)) if line else int(rng.uniform(14, 42))
+        words = " ".join(rng.choice(WORDS, int(rng.integers(2, 12 if line else 8))))
+        x = rng.uniform(0, 0.1 * width if line else 0.4 * width)
+        draw.text((x, (height - size) / 2 if line else y), words, fill=255, font=ImageFont.load_default(size=size))
+        if line:
+            break
+        y += size * rng.uniform(1.4, 3.0)
+    ink = np.asarray(canvas, np.float32) / 255.0
+    return ink[::-1, ::-1] if line and rng.random() < 0.5 else ink
 
 
 def synthetic(model: SuiteModel, seed: int) -> dict[str, np.ndarray]:
@@ -93,7 +113,8 @@ def synthetic(model: SuiteModel, seed: int) -> dict[str, np.ndarray]:
     for name, shape in model.input_shapes.items():
         if name not in model.input_values and len(shape) == 4 and shape[1] == 3:
             low, high = model.input_ranges.get(name, (-1.0, 1.0))
-            feeds[name] = (low + (high - low) * scene(shape, rng)).astype(np.float32)
+            text = model.name.startswith(TEXT_MODELS)
+            feeds[name] = (low + (high - low) * scene(shape, rng, text)).astype(np.float32)
     return feeds
 
 
@@ -397,7 +418,7 @@ def write_report(
         "",
         f"Generated by `{command}` on {date} ({environment}); {seconds:.0f} s in all.",
         "",
-        "Calibration: synthetic images (gradients, shapes, text-like strokes) in each model's input range, the same "
+        "Calibration: synthetic images (gradients, shapes; rendered words for the PP-OCR models) in each model's input range, the same "
         f"seeds for every tool; held-out: {args.holdout} other seeds. SQNR of the first output vs fp32 in ONNX Runtime "
         "(ORT_ENABLE_ALL). Latency: int8 / fp32 median, all variants of a model interleaved in the same rounds, in a "
         f"random order each round (ORT_ENABLE_ALL, {', '.join(map(str, threads))} intra-op thread(s); CPU time of the "
@@ -474,7 +495,8 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--samples", default="100,1000", help="calibration sample counts (default 100,1000)")
-    parser.add_argument("--holdout", type=int, default=16)
+    parser.add_argument("--holdout", type=int, default=128,
+                        help="held-out samples the SQNR is measured on (default 128: a 2-class softmax needs many)")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--latency-seconds", type=float, default=20.0, help="timing budget per model and thread count")
     parser.add_argument("--rss-limit-gb", type=float, default=12.0)
