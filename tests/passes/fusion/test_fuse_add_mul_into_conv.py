@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusion_testing import assert_declines, assert_fuses, weights
+from fusion_testing import assert_declines, assert_fuses, bn_params, weights
 from onnxopt.ir import lint
 from onnxopt.passmanager import PassManager
 from onnxopt.testing import assert_same_outputs, model_from_text, op_histogram
@@ -103,6 +103,46 @@ def test_shared_and_output_intermediate(rule, op):
 def test_unsupported_opset(rule, op):
     text, inits = conv_then(op, (4, 1, 1), opset=6)
     assert_declines(rule, text, inits, "the rule needs opset >= 7, the model has 6")
+
+
+CONV_TRANSPOSE_ADD = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[1,4,5,5] x) => (float[1,6,10,10] y) {{
+  c = ConvTranspose<strides=[2,2], group={group}>(x, w{bias})
+  y = Add(c, k)
+}}"""
+
+
+@pytest.mark.parametrize("group, with_bias, k_shape", [(1, True, (1, 6, 1, 1)), (2, False, (6, 1, 1)), (1, False, ())])
+def test_add_folds_into_conv_transpose(group, with_bias, k_shape):
+    text = CONV_TRANSPOSE_ADD.format(group=group, bias=", b" if with_bias else "")
+    inits = {"w": weights(4, 6 // group, 2, 2), "k": weights(*k_shape)}
+    if with_bias:
+        inits["b"] = weights(6)
+    assert_fuses("fuse_add_into_conv", text, inits, {"ConvTranspose": 1})
+
+
+def test_add_on_conv_transpose_width_axis_declines():
+    text = CONV_TRANSPOSE_ADD.format(group=1, bias="")
+    inits = {"w": weights(4, 6, 2, 2), "k": weights(10)}
+    assert_declines("fuse_add_into_conv", text, inits, "is not per-channel on axis 1 of a rank-4 tensor with 6 channels")
+
+
+def test_conv_transpose_bias_add_then_batchnorm_fold_away():
+    """An exporter's ConvTranspose with its bias as a separate Add, then BatchNormalization (PP-OCR's det head)."""
+    text = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[1,4,5,5] x) => (float[1,6,10,10] y) {
+      c = ConvTranspose<strides=[2,2]>(x, w)
+      a = Add(c, k)
+      y = BatchNormalization(a, scale, bias, mean, var)
+    }"""
+    inits = {"w": weights(4, 6, 2, 2), "k": weights(1, 6, 1, 1), **bn_params(6)}
+    model = model_from_text(text, inits)
+    original = model.clone()
+    PassManager("fuse").run(model)
+    assert op_histogram(model) == {"ConvTranspose": 1}
+    assert_same_outputs(original, model, rtol=0.0, atol=1e-4)
 
 
 def test_decomposed_batchnorm_folds_in_one_round():
