@@ -180,12 +180,18 @@ class DumpAfterEachPass(Instrument):
 
 def initializer_bytes(model: Model) -> int:
     """Total bytes of initializers in the model, subgraphs included."""
-    return sum(v.const_value.nbytes for g in model.graph.all_graphs() for v in g.initializers.values())
+    return census(model)[1]
 
 
 def node_count(model: Model) -> int:
     """Number of nodes in the model, subgraphs included."""
-    return sum(len(g) for g in model.graph.all_graphs())
+    return census(model)[0]
+
+
+def census(model: Model) -> tuple[int, int]:
+    """Nodes and initializer bytes in the model, subgraphs included, in one walk."""
+    graphs = model.graph.all_graphs()
+    return sum(len(g) for g in graphs), sum(v.const_value.nbytes for g in graphs for v in g.initializers.values())
 
 
 @dataclass
@@ -256,8 +262,8 @@ class PassManager:
     ) -> bool:
         entry = stats.setdefault(name, PassStats())
         root = model.graph
-        added, removed, count = root.nodes_added, root.nodes_removed, node_count(model)
-        bytes_before = initializer_bytes(model)
+        added, removed = root.nodes_added, root.nodes_removed
+        count, bytes_before = census(model)
         for instrument in self.instruments:
             instrument.before_pass(name, model)
         start = time.perf_counter()
@@ -284,12 +290,12 @@ class PassManager:
             entry.nodes_added += root.nodes_added - added
             entry.nodes_removed += root.nodes_removed - removed
         else:  # the pass rebuilt the graph (e.g. a round trip through onnxoptimizer): count the net change
-            delta = node_count(model) - count
+            delta = census(model)[0] - count
             entry.nodes_added += max(delta, 0)
             entry.nodes_removed += max(-delta, 0)
         if entry.runs == 1:
             entry.initializer_bytes_before = bytes_before
-        entry.initializer_bytes_after = initializer_bytes(model) if result.modified else bytes_before
+        entry.initializer_bytes_after = census(model)[1] if result.modified else bytes_before
         for key, value in result.counters.items():
             entry.counters[key] = entry.counters.get(key, 0) + value
         history.append(PassRecord(name, iteration, result.modified))

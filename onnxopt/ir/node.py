@@ -190,14 +190,14 @@ class Node:
 
     def subgraphs(self) -> list[Graph]:
         """The graphs held in this node's attributes (If branches, Loop/Scan bodies)."""
-        from onnxopt.ir.graph import Graph
-
         found: list[Graph] = []
         for value in self.attrs.values():
-            if isinstance(value, Graph):
-                found.append(value)
-            elif isinstance(value, tuple):
+            if isinstance(value, AttributeProto):  # every attribute that is not a graph stays a proto
+                continue
+            if isinstance(value, tuple):
                 found.extend(value)
+            else:
+                found.append(value)
         return found
 
     def predecessors(self) -> list[Node]:
