@@ -52,15 +52,20 @@ def test_static_cnn_histogram_methods(method):
     assert ort_ops(quantized)["QLinearConv"] == 4
 
 
-def test_entropy_gives_one_sided_activations_the_whole_uint8_grid():
-    # y = x² has no negative values: uint8 puts all 255 steps on [0, t], and the KL search must weigh that
-    # grid's rounding noise, not that of TensorRT's 128 levels (which clipped y at 10.3 and gave 22.0 dB).
+def square_model_and_samples(count):
+    """y = x² (one-sided output) and `count` standard-normal samples of x."""
     model = model_from_text("""
         <ir_version: 8, opset_import: ["" : 17]>
         g (float[1, 64] x) => (float[1, 64] y) { y = Mul(x, x) }
     """)
     rng = np.random.default_rng(0)
-    data = [{"x": rng.normal(0, 1, (1, 64)).astype(np.float32)} for _ in range(400)]
+    return model, [{"x": rng.normal(0, 1, (1, 64)).astype(np.float32)} for _ in range(count)]
+
+
+def test_entropy_gives_one_sided_activations_the_whole_uint8_grid():
+    # y = x² has no negative values: uint8 puts all 255 steps on [0, t], and the KL search must weigh that
+    # grid's rounding noise, not that of TensorRT's 128 levels (which clipped y at 10.3 and gave 22.0 dB).
+    model, data = square_model_and_samples(400)
     quantized, report = quantize(model, data, method="entropy", samples=200, holdout=200, latency_check=False)
     assert ort_ops(quantized)["QLinearMul"] == 1
     ranges = {t.name: (t.rmin, t.rmax) for t in report.tensors}
@@ -73,12 +78,7 @@ def test_entropy_gives_one_sided_activations_the_whole_uint8_grid():
 def test_entropy_follows_the_activation_grid():
     # symmetric int8 keeps only half the steps for one-sided y = x², so the KL search must clip y harder than
     # for uint8 (the grid used to stop at the observer and every method assumed uint8)
-    model = model_from_text("""
-        <ir_version: 8, opset_import: ["" : 17]>
-        g (float[1, 64] x) => (float[1, 64] y) { y = Mul(x, x) }
-    """)
-    rng = np.random.default_rng(0)
-    data = [{"x": rng.normal(0, 1, (1, 64)).astype(np.float32)} for _ in range(300)]
+    model, data = square_model_and_samples(300)
     top = {}
     for activations in ("uint8", "int8"):
         quantized, report = quantize(model, data, method="entropy", samples=200, holdout=100, latency_check=False,
