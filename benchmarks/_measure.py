@@ -1,4 +1,4 @@
-"""Measurement helpers for the benchmark scripts: child processes with peak RSS, ORT sessions,
+"""Measurement helpers for the benchmark scripts: child processes with CPU time, peak RSS, ORT sessions,
 interleaved timing, output comparison and geometric means."""
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ RESULT_PREFIX = "@@RESULT "  # a worker's last stdout line carrying its JSON res
 
 @dataclass
 class ChildResult:
-    """How a worker process ended: exit status, wall seconds, its JSON result or its error."""
+    """How a worker process ended: exit status, wall and CPU seconds, its JSON result or its error."""
 
     returncode: int
     seconds: float
     result: dict | None
     error: str
     timed_out: bool
+    cpu_seconds: float
 
 
 def run_child(argv: Sequence[str], log: Path, timeout: float) -> ChildResult:
@@ -37,12 +38,17 @@ def run_child(argv: Sequence[str], log: Path, timeout: float) -> ChildResult:
     timed_out = False
     with open(log, "wb") as out:
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            timed_out = True
+        while True:  # wait4 also gives the child's CPU time
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - start > timeout:
+                proc.kill()
+                timed_out = True
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.02)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - start
     text = log.read_text(errors="replace")
     result = None
@@ -55,7 +61,7 @@ def run_child(argv: Sequence[str], log: Path, timeout: float) -> ChildResult:
         error = f"timed out after {timeout:.0f} s"
     elif proc.returncode != 0:
         error = _last_error(text, proc.returncode)
-    return ChildResult(proc.returncode, seconds, result, error, timed_out)
+    return ChildResult(proc.returncode, seconds, result, error, timed_out, usage.ru_utime + usage.ru_stime)
 
 
 def _last_error(text: str, returncode: int) -> str:

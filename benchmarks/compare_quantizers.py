@@ -27,7 +27,6 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
+from _measure import emit_result, peak_rss_mb, run_child  # noqa: E402
 from suite import SuiteModel, cache_dir, suite_models  # noqa: E402
 
 STATIC_TOOLS = ("onnxopt-minmax", "onnxopt-entropy", "ort-minmax", "ort-entropy")
@@ -50,7 +50,6 @@ DYNAMIC_MODELS = {"ppocr_rec"}  # models with MatMul-heavy parts, where dynamic 
 TOP1_MODELS = {"ppocr_cls", "ppocr_rec"}  # argmax over the last axis is meaningful (classes / characters)
 CONV_NETS = {"ppocr_cls", "ppocr_det", "yolov8n"}
 HOLDOUT_SEED = 1_000_000
-RESULT_PREFIX = "@@RESULT "
 RESULTS = Path(__file__).resolve().parent / "results" / "quantizers.md"
 
 
@@ -124,49 +123,6 @@ def calibration(model: SuiteModel, count: int) -> Iterator[dict[str, np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------------- processes
-@dataclass
-class Child:
-    """How a worker process ended: exit status, wall seconds, its own peak RSS, its JSON result or error."""
-
-    returncode: int
-    seconds: float
-    cpu_seconds: float
-    peak_rss_mb: float
-    result: Optional[dict]
-    error: str
-    timed_out: bool
-
-
-def run_child(argv: list[str], log: Path, timeout: float) -> Child:
-    """Run a worker with output to `log`; its peak RSS is the child's own ru_maxrss, read through wait4."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    timed_out = False
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - start > timeout:
-                proc.kill()
-                timed_out = True
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    lines = log.read_text(errors="replace").splitlines()
-    result = next((json.loads(line[len(RESULT_PREFIX):]) for line in reversed(lines) if line.startswith(RESULT_PREFIX)), None)
-    error = "" if result is not None else (next((l for l in reversed(lines) if l.strip()), f"exit {proc.returncode}"))[:200]
-    cpu = usage.ru_utime + usage.ru_stime
-    return Child(proc.returncode, time.perf_counter() - start, cpu, usage.ru_maxrss / 1024, result, error, timed_out)
-
-
-def emit_result(result: dict) -> None:
-    """A worker's JSON result, as the last line of its output."""
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
-
-
 def session(path: str | os.PathLike, threads: int):
     """A CPU session at ORT_ENABLE_ALL (as deployed) with `threads` intra-op threads, no spinning."""
     import onnxruntime as ort
@@ -208,6 +164,7 @@ def _rss_watchdog(limit_bytes: int) -> None:
                 rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
             if rss > limit_bytes:
                 print(f"RSS limit: {rss / 2**30:.1f} GB > {limit_bytes / 2**30:.0f} GB, stopped", flush=True)
+                emit_result({"peak_rss_mb": peak_rss_mb()})
                 os._exit(137)
             time.sleep(0.1)
 
@@ -215,7 +172,7 @@ def _rss_watchdog(limit_bytes: int) -> None:
 
 
 def worker(args: argparse.Namespace) -> None:
-    """Quantize one model with one tool; the parent measures wall time and peak RSS of this process."""
+    """Quantize one model with one tool; it reports its own peak RSS, the parent its wall and CPU time."""
     if args.rss_limit_gb:
         _rss_watchdog(int(args.rss_limit_gb * 2**30))
     (model,) = suite_models([args.model])
@@ -280,7 +237,7 @@ def worker(args: argparse.Namespace) -> None:
         if report.target_sqnr is not None:
             parts.append(f"the search measured {report.sqnr_db:.1f} dB on its own held-out set")
         note = "; ".join(parts)
-    emit_result({"seconds": time.perf_counter() - start, "note": note})
+    emit_result({"seconds": time.perf_counter() - start, "note": note, "peak_rss_mb": peak_rss_mb()})
 
 
 def _chain(first: Iterator, rest: list) -> Iterator:
@@ -324,7 +281,8 @@ def quantize_all(models: list[SuiteModel], tools: list[str], counts: list[int], 
         for tool, count in plan:
             out = work / f"{model.name}.{tool}.{count}.onnx"
             child = _child(args, tool, model.name, count, out, str(pre))
-            run = Run(model.name, tool, count, child.seconds, child.cpu_seconds, child.peak_rss_mb, child.error, path=str(out))
+            peak = child.result.get("peak_rss_mb") if child.result else None
+            run = Run(model.name, tool, count, child.seconds, child.cpu_seconds, peak, child.error, path=str(out))
             if child.result:
                 parts = (child.result.get("note", ""), pre_note if tool.startswith("ort-") else "")
                 run.note = "; ".join(x.strip("; ") for x in parts if x.strip("; "))
