@@ -1,6 +1,7 @@
 """Accuracy of a quantized model against the float one on held-out samples: SQNR, cosine, top-1 agreement."""
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -83,9 +84,8 @@ class Evaluator:
             errors = [float(np.sum((r - np.asarray(g[k], dtype=np.float64)) ** 2)) / power for r, g in zip(refs, got)]
             share = np.maximum(share, errors)
         chosen = sorted(np.argsort(-share, kind="stable")[:count])
-        subset = object.__new__(Evaluator)
+        subset = copy.copy(self)  # the float model's outputs are kept, not recomputed
         subset.samples = [self.samples[i] for i in chosen]
-        subset.threads, subset.names = self.threads, self.names
         subset.reference = [self.reference[i] for i in chosen]
         return subset
 
