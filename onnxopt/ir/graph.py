@@ -53,6 +53,10 @@ class Graph:
         self._name_counter = 0
         self.nodes_added = 0
         self.nodes_removed = 0
+        # bumped by every edit anywhere in the model (kept on the root graph): facts derived from the model, such as
+        # cached shape inference or a pass having found nothing to do, hold while it is unchanged
+        self.revision = 0
+        self.inferred_types: tuple | None = None  # onnxopt.ir.shapes' cache: (revision, data_prop, types)
 
     # ---- inputs, outputs, initializers -------------------------------------------------------
     @property
@@ -65,8 +69,13 @@ class Graph:
         """Graph outputs, in order."""
         return tuple(self._outputs)
 
+    def mark_changed(self) -> None:
+        """Record an edit to this graph (every mutator calls it; edit through them, not through the fields)."""
+        self.root().revision += 1
+
     def add_input(self, value: Value) -> Value:
         """Append a graph input."""
+        self.mark_changed()
         self._own(value)
         self._inputs.append(value)
         self.input_set.add(value)
@@ -74,6 +83,7 @@ class Graph:
 
     def set_inputs(self, values: Sequence[Value]) -> None:
         """Replace the list of graph inputs."""
+        self.mark_changed()
         for value in values:
             self._own(value)
         self._inputs = list(values)
@@ -81,16 +91,19 @@ class Graph:
 
     def add_output(self, value: Value) -> None:
         """Append a graph output."""
+        self.mark_changed()
         self._outputs.append(value)
         self.output_set.add(value)
 
     def set_outputs(self, values: Sequence[Value]) -> None:
         """Replace the list of graph outputs."""
+        self.mark_changed()
         self._outputs = list(values)
         self.output_set = set(values)
 
     def replace_output(self, old: Value, new: Value) -> None:
         """Make the graph output `old` be `new` under the old name, so the graph's interface is unchanged."""
+        self.mark_changed()
         name = old.name
         if new.graph is not self or new.producer() is None or new in self.output_set:
             # inputs, initializers, outer values and existing outputs keep their own names: copy through Identity
@@ -108,6 +121,7 @@ class Graph:
         """Register a constant value (its const_value must be set) under a unique name."""
         if value.const_value is None:
             raise IRError(f"initializer {value.name!r} has no data")
+        self.mark_changed()
         name = value.name
         if not name or (self.initializers.get(name) is not value and name in self.root()._names):
             # taken by any value of the model (not only another initializer): a second definition is invalid
@@ -120,6 +134,7 @@ class Graph:
         """Drop an initializer that nothing uses any more."""
         if value.has_uses() or value in self.output_set:
             raise IRError(f"initializer {value.name!r} is still used")
+        self.mark_changed()
         self.initializers.pop(value.name, None)
         if value in self.input_set:
             self._inputs.remove(value)
@@ -146,6 +161,7 @@ class Graph:
     def unique_name(self, base: str) -> str:
         """A name not yet used anywhere in the model, derived from `base`; it is reserved at once."""
         root = self.root()
+        root.revision += 1  # a reserved name changes the names given later
         names = root._names
         name = base
         while not name or name in names:
@@ -180,6 +196,7 @@ class Graph:
     def _adopt(self, node: Node) -> None:
         if node.graph is not None and not node._erased:
             raise IRError(f"{node} already belongs to a graph")
+        self.mark_changed()
         node.graph = self
         node._erased = False
         if not node.name:
@@ -253,6 +270,7 @@ class Graph:
                     for user, _ in out.iter_uses():
                         if user not in doomed:
                             raise IRError(f"cannot remove {node}: {out.name!r} is still used by {user}")
+        self.mark_changed()
         for node in batch:
             if node.graph is not self or node._erased:
                 raise IRError(f"{node} is not in graph {self.name!r}")
@@ -312,6 +330,7 @@ class Graph:
 
     def sort(self) -> None:
         """Reorder nodes topologically, keeping the current order wherever it is already valid."""
+        self.mark_changed()
         order = {node: i for i, node in enumerate(self)}
         waiting: dict[Node, int] = {}
         readers: dict[Node, list[Node]] = {}

@@ -68,6 +68,7 @@ class Node:
     @op_type.setter
     def op_type(self, value: str) -> None:
         self._op_type, self._proto = value, None
+        self._changed()
 
     @property
     def domain(self) -> str:
@@ -77,6 +78,7 @@ class Node:
     @domain.setter
     def domain(self, value: str) -> None:
         self._domain, self._proto = value, None
+        self._changed()
 
     @property
     def overload(self) -> str:
@@ -86,6 +88,7 @@ class Node:
     @overload.setter
     def overload(self, value: str) -> None:
         self._overload, self._proto = value, None
+        self._changed()
 
     @property
     def name(self) -> str:
@@ -95,6 +98,7 @@ class Node:
     @name.setter
     def name(self, value: str) -> None:
         self._name, self._proto = value, None
+        self._changed()
 
     @property
     def doc_string(self) -> str:
@@ -104,6 +108,11 @@ class Node:
     @doc_string.setter
     def doc_string(self, value: str) -> None:
         self._doc_string, self._proto = value, None
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.graph is not None:
+            self.graph.mark_changed()
 
     @property
     def proto(self) -> NodeProto | None:
@@ -139,6 +148,7 @@ class Node:
             value._uses[(self, index)] = None
         self._inputs = self._inputs[:index] + (value,) + self._inputs[index + 1 :]
         self._proto = None
+        self._changed()
 
     def set_inputs(self, values: Iterable[Value | None]) -> None:
         """Replace the whole input list (its length may change)."""
@@ -150,6 +160,7 @@ class Node:
             if value is not None:
                 value._uses[(self, i)] = None
         self._proto = None
+        self._changed()
 
     def detach(self) -> None:
         """Drop this node's uses of its inputs (used when it leaves the graph)."""
@@ -187,6 +198,7 @@ class Node:
             value = helper.make_attribute(name, value)
         self.attrs[name] = value
         self._proto = None
+        self._changed()
 
     def subgraphs(self) -> list[Graph]:
         """The graphs held in this node's attributes (If branches, Loop/Scan bodies)."""

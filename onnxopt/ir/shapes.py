@@ -26,7 +26,18 @@ def infer_types(model: Model, data_prop: bool = True) -> dict[Value, TypeProto]:
     Declared shapes can be wrong in real exports and onnx propagates a declared shape instead of overriding it,
     so inference runs on a copy with every declared node-output, graph-output and subgraph-input shape removed;
     root graph inputs (the interface runtimes enforce) and declared element types are kept.
+    The result is cached on the root graph until the model next changes (Graph.revision).
     """
+    root = model.graph
+    cached = root.inferred_types
+    if cached is not None and cached[:2] == (root.revision, data_prop):
+        return dict(cached[2])
+    types = _infer_types(model, data_prop)
+    root.inferred_types = (root.revision, data_prop, types)
+    return dict(types)
+
+
+def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
     copies: dict[Value, Value] = {}
     skeleton = dataclasses.replace(model, graph=model.graph.clone(copies))
     for graph in skeleton.graph.all_graphs():
@@ -59,9 +70,13 @@ def infer_shapes(model: Model, data_prop: bool = True) -> bool:
     Graph outputs keep their declared types (they are the model's interface). False when nothing was inferred.
     """
     types = infer_types(model, data_prop)
+    changed = False
     for value, inferred in types.items():
-        if not value.is_graph_output() and _informative(inferred, value.type):
+        if not value.is_graph_output() and _informative(inferred, value.type) and value.type != inferred:
             value.type = inferred
+            changed = True
+    if changed:
+        model.graph.mark_changed()
     return bool(types)
 
 

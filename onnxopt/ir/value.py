@@ -43,6 +43,7 @@ class Value:
         self._name = new
         graph = self.graph
         if graph is not None:
+            graph.mark_changed()
             graph.register_name(new)
             if graph.initializers.get(old) is self:
                 del graph.initializers[old]
@@ -128,6 +129,8 @@ class Value:
 
     def set_type(self, elem_type: int, shape: tuple[Dim, ...] | None) -> None:
         """Set the value's tensor type and shape."""
+        if self.graph is not None:
+            self.graph.mark_changed()
         self.type = helper.make_tensor_type_proto(elem_type, list(shape) if shape is not None else None)
 
     def numpy(self) -> np.ndarray | None:

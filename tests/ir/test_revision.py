@@ -1,0 +1,104 @@
+"""Graph.revision: every IR mutator bumps it, reads do not; infer_types is cached while it is unchanged."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from onnxopt.ir import Node, Tensor, Value, infer_shapes, infer_types
+from onnxopt.testing import model_from_text
+
+TEXT = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[2, 3] x, bool cond) => (float[2, 3] y) {
+        a = Relu(x)
+        b = Neg(a)
+        y = If(cond) <then_branch = t () => (float[2, 3] tz) { tz = Abs(b) },
+                        else_branch = e () => (float[2, 3] ez) { ez = Sigmoid(b) }>
+    }"""
+
+
+def _model():
+    model = model_from_text(TEXT)
+    relu, neg, if_ = model.graph.nodes
+    return model, relu, neg, if_
+
+
+def _edits():
+    def add_node(model, relu, neg, if_):
+        model.graph.insert_after(relu, Node("Relu", [relu.outputs[0]]))
+
+    def remove_node(model, relu, neg, if_):
+        extra = Node("Relu", [relu.outputs[0]])
+        model.graph.append(extra)
+        revision = model.graph.revision
+        model.graph.remove(extra)
+        assert model.graph.revision != revision
+
+    def edit_in_subgraph(model, relu, neg, if_):
+        branch = if_.attr("then_branch")
+        abs_ = branch.nodes[0]
+        abs_.replace_input_with(0, relu.outputs[0])
+
+    return {
+        "insert": add_node,
+        "remove": remove_node,
+        "replace_input_with": lambda m, r, n, i: n.replace_input_with(0, m.graph.inputs[0]),
+        "set_inputs": lambda m, r, n, i: n.set_inputs([m.graph.inputs[0]]),
+        "set_attr": lambda m, r, n, i: r.set_attr("note", 1),
+        "op_type": lambda m, r, n, i: setattr(n, "op_type", "Abs"),
+        "domain": lambda m, r, n, i: setattr(n, "domain", "custom"),
+        "node name": lambda m, r, n, i: setattr(n, "name", "renamed"),
+        "value name": lambda m, r, n, i: setattr(r.outputs[0], "name", "renamed"),
+        "set_type": lambda m, r, n, i: r.outputs[0].set_type(onnx.TensorProto.FLOAT, (2, 3)),
+        "add_initializer": lambda m, r, n, i: m.graph.add_initializer(Value("w", const_value=Tensor.from_array(np.ones(2)))),
+        "add_input": lambda m, r, n, i: m.graph.add_input(Value("z")),
+        "add_output": lambda m, r, n, i: m.graph.add_output(r.outputs[0]),
+        "replace_output": lambda m, r, n, i: m.graph.replace_output(i.outputs[0], n.outputs[0]),
+        "unique_name": lambda m, r, n, i: m.graph.unique_name("fresh"),
+        "sort": lambda m, r, n, i: m.graph.sort(),
+        "subgraph edit": edit_in_subgraph,
+    }
+
+
+@pytest.mark.parametrize("edit", _edits().values(), ids=list(_edits()))
+def test_every_mutator_bumps_the_root_revision(edit):
+    model, relu, neg, if_ = _model()
+    revision = model.graph.revision
+    edit(model, relu, neg, if_)
+    assert model.graph.revision != revision
+
+
+def test_reading_does_not_bump_the_revision():
+    model, relu, neg, if_ = _model()
+    revision = model.graph.revision
+    list(model.graph), model.graph.all_graphs(), relu.outputs[0].uses(), neg.attr("x"), model.clone()
+    infer_types(model)
+    assert model.graph.revision == revision
+
+
+def test_infer_types_is_cached_until_the_model_changes(monkeypatch):
+    model, relu, neg, if_ = _model()
+    calls = []
+    infer = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda *a, **k: calls.append(1) or infer(*a, **k))
+    first = infer_types(model)
+    assert infer_types(model) == first and len(calls) == 1
+    first[relu.outputs[0]] = None  # the caller's copy: the cache is not affected
+    assert infer_types(model)[relu.outputs[0]] is not None and len(calls) == 1
+    assert infer_types(model, data_prop=False) and len(calls) == 2  # another kind of inference
+    model.graph.insert_after(relu, Node("Transpose", [relu.outputs[0]]))
+    after = infer_types(model)
+    assert len(calls) == 3
+    transposed = model.graph.nodes[1].outputs[0]
+    assert [d.dim_value for d in after[transposed].tensor_type.shape.dim] == [3, 2]
+
+
+def test_infer_shapes_bumps_the_revision_only_when_it_records_a_new_type():
+    model, relu, neg, if_ = _model()
+    revision = model.graph.revision
+    assert infer_shapes(model)
+    assert model.graph.revision != revision
+    revision = model.graph.revision
+    assert infer_shapes(model)  # the same types again
+    assert model.graph.revision == revision
