@@ -121,10 +121,15 @@ def make_pass(name: str, context: PassContext) -> Pass:
 # ---- statistics and instruments -------------------------------------------------------------
 @dataclass
 class PassStats:
-    """Per-pass totals over a pipeline run."""
+    """Per-pass totals over a pipeline run.
+
+    `runs` counts every application; `skipped` those among them that were not executed because the model had not
+    changed since the pass last found nothing to do (passes are deterministic, so it would again find nothing).
+    """
 
     runs: int = 0
     changed: int = 0
+    skipped: int = 0
     seconds: float = 0.0
     nodes_added: int = 0
     nodes_removed: int = 0
@@ -194,6 +199,30 @@ def census(model: Model) -> tuple[int, int]:
     return sum(len(g) for g in graphs), sum(v.const_value.nbytes for g in graphs for v in g.initializers.values())
 
 
+def _revision(model: Model) -> tuple[object, int]:
+    """Identifies the model's state: equal while nothing was edited (a rebuilt graph is a new state)."""
+    return model.graph, model.graph.revision
+
+
+class _Run:
+    """State of one pipeline run shared by its pass applications."""
+
+    def __init__(self, model: Model, transactional: bool) -> None:
+        self.stats: dict[str, PassStats] = {}
+        self.history: list[PassRecord] = []
+        self.checkpoint = _Checkpoint(model) if transactional else None
+        self.idle: dict[Pass, tuple[object, int]] = {}  # pass → the state in which it last found nothing to do
+        self._census_state: tuple[object, int] | None = None
+        self._census = (0, 0)
+
+    def census(self, model: Model) -> tuple[int, int]:
+        """census(model), taken again only when the model changed since the last one."""
+        state = _revision(model)
+        if state != self._census_state:
+            self._census_state, self._census = state, census(model)
+        return self._census
+
+
 @dataclass
 class PipelineResult:
     """The optimized model, per-pass statistics, and the sequence of pass applications."""
@@ -229,8 +258,7 @@ class PassManager:
 
     def run(self, model: Model) -> PipelineResult:
         """Optimize `model` in place and return it with statistics."""
-        stats: dict[str, PassStats] = {}
-        history: list[PassRecord] = []
+        run = _Run(model, self.transactional)
         converged = False
         iteration = 0
         # dead-code elimination runs inside every iteration too: a dead reader can block a fusion
@@ -239,31 +267,35 @@ class PassManager:
         while iteration < self.max_iterations and self.passes:
             iteration += 1
             changed = False
-            checkpoint = _Checkpoint(model) if self.transactional else None
             for name, pass_ in steps:
-                changed |= self._apply(name, pass_, model, stats, history, iteration, checkpoint)
+                changed |= self._apply(name, pass_, model, run, iteration)
             if not changed:
                 converged = True
                 break
         if not converged and self.passes:
             logger.warning("pipeline did not reach a fixed point in %d iterations", self.max_iterations)
         if not self.passes:
-            checkpoint = _Checkpoint(model) if self.transactional else None
             for pass_ in self.final:
-                self._apply(pass_.name, pass_, model, stats, history, iteration + 1, checkpoint)
+                self._apply(pass_.name, pass_, model, run, iteration + 1)
         for graph in model.graph.all_graphs():
             graph.sort()
         lint(model)
-        return PipelineResult(model, stats, history, iteration, converged or not self.passes)
+        return PipelineResult(model, run.stats, run.history, iteration, converged or not self.passes)
 
-    def _apply(
-        self, name: str, pass_: Pass, model: Model, stats: dict[str, PassStats], history: list[PassRecord],
-        iteration: int, checkpoint: _Checkpoint | None,
-    ) -> bool:
-        entry = stats.setdefault(name, PassStats())
+    def _apply(self, name: str, pass_: Pass, model: Model, run: _Run, iteration: int) -> bool:
+        entry = run.stats.setdefault(name, PassStats())
+        history, checkpoint = run.history, run.checkpoint
+        state = _revision(model)
+        count, bytes_before = run.census(model)
+        if entry.runs == 0:
+            entry.initializer_bytes_before = bytes_before
+        if run.idle.get(pass_) == state:
+            entry.runs += 1
+            entry.skipped += 1
+            history.append(PassRecord(name, iteration, False))
+            return False
         root = model.graph
         added, removed = root.nodes_added, root.nodes_removed
-        count, bytes_before = census(model)
         for instrument in self.instruments:
             instrument.before_pass(name, model)
         start = time.perf_counter()
@@ -290,25 +322,27 @@ class PassManager:
             entry.nodes_added += root.nodes_added - added
             entry.nodes_removed += root.nodes_removed - removed
         else:  # the pass rebuilt the graph (e.g. a round trip through onnxoptimizer): count the net change
-            delta = census(model)[0] - count
+            delta = run.census(model)[0] - count
             entry.nodes_added += max(delta, 0)
             entry.nodes_removed += max(-delta, 0)
-        if entry.runs == 1:
-            entry.initializer_bytes_before = bytes_before
-        entry.initializer_bytes_after = census(model)[1] if result.modified else bytes_before
+        entry.initializer_bytes_after = run.census(model)[1] if result.modified else bytes_before
         for key, value in result.counters.items():
             entry.counters[key] = entry.counters.get(key, 0) + value
         history.append(PassRecord(name, iteration, result.modified))
-        if checkpoint is not None and result.modified:
+        if result.modified:
+            model.graph.mark_changed()  # also covers edits made around the IR's mutators
+        else:
+            run.idle[pass_] = _revision(model)
+        if checkpoint is not None and _revision(model) != state:
             checkpoint.applied.append(pass_)
         return result.modified
 
 
 class _Checkpoint:
-    """The model at the start of an iteration plus the passes that changed it since.
+    """The model at the start of the run plus the passes that changed it since.
 
     Rolling back restores the copy and replays those passes (they are deterministic), which gives the state
-    just before a failing pass for the price of one copy per iteration instead of one per pass.
+    just before a failing pass for the price of one copy per run instead of one per pass.
     """
 
     def __init__(self, model: Model) -> None:
@@ -325,7 +359,7 @@ class _Checkpoint:
                 pass_.call(model)
                 replayed.append(pass_)
         except Exception:  # a pass that does not replay: settle for the state at the start of the iteration
-            logger.warning("could not replay %s after a failure; the model is as it was before this iteration",
+            logger.warning("could not replay %s after a failure; the model is as it was before the pipeline",
                            self.applied[len(replayed)].name)
             model.restore(self.snapshot)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 import onnxopt.passes  # noqa: F401  (registers the real passes and the onnxoptimizer bridge)
@@ -171,3 +172,73 @@ def test_user_error_raised_by_a_pass_reaches_the_caller_unwrapped():
     with pytest.raises(OnnxoptError, match="--input-shape"):
         PassManager(["test_user_mistake"]).run(model)
     assert op_histogram(model) == {"Neg": 4}
+
+
+@register_pass
+class _Observer(Pass):
+    """Changes nothing; records each call (test pass)."""
+
+    name = "test_observer"
+    calls: list[int] = []
+
+    def call(self, model):
+        _Observer.calls.append(len(model.graph))
+        return PassResult(model, False)
+
+
+@register_pass
+class _TagOnce(Pass):
+    """Writes an attribute straight into Node.attrs, around the IR's mutators, once (test pass)."""
+
+    name = "test_tag_once"
+
+    def call(self, model):
+        node = model.graph.nodes[0]
+        if "tag" in node.attrs:
+            return PassResult(model, False)
+        node.attrs["tag"] = onnx.helper.make_attribute("tag", 1)
+        return PassResult(model, True)
+
+
+def test_a_pass_is_skipped_only_while_the_model_is_unchanged_since_it_found_nothing():
+    _Observer.calls.clear()
+    result = PassManager(["test_cancel_neg_pairs", "test_observer"]).run(model_from_text(CHAIN))
+    # iterations 1 and 2 cancel a pair before the observer runs; in iteration 3 nothing changed since its last run
+    assert _Observer.calls == [2, 1]
+    stats = result.stats["test_observer"]
+    assert (stats.runs, stats.skipped, stats.changed) == (3, 1, 0)
+    assert [(r.iteration, r.modified) for r in result.history if r.name == "test_observer"] == [
+        (1, False), (2, False), (3, False)]
+    assert result.stats["test_cancel_neg_pairs"].skipped == 0
+
+    _Observer.calls.clear()
+    result = PassManager(["test_observer", "test_cancel_neg_pairs"]).run(model_from_text(CHAIN))
+    assert _Observer.calls == [4, 2, 1]  # the model changed after each of its runs: never skipped
+    assert result.stats["test_observer"].skipped == 0
+
+
+def test_a_pass_that_reports_a_change_invalidates_skipping_even_around_the_mutators():
+    _Observer.calls.clear()
+    result = PassManager(["test_observer", "test_tag_once"]).run(model_from_text(CHAIN))
+    assert _Observer.calls == [4, 4]
+    assert result.stats["test_observer"].skipped == 0 and result.iterations == 2
+
+
+def test_failure_in_a_later_iteration_rolls_back_to_just_before_the_failing_pass():
+    @register_pass
+    class _ExplodeWithoutNeg(Pass):
+        """Corrupts the graph, then raises, once no Neg is left (test pass)."""
+
+        name = "test_explode_without_neg"
+
+        def call(self, model):
+            if "Neg" in op_histogram(model):
+                return PassResult(model, False)
+            model.graph.append(Node("Relu", [model.graph.inputs[0]]))
+            raise RuntimeError("boom")
+
+    model = model_from_text(CHAIN)
+    with pytest.raises(PassError, match="test_explode_without_neg failed"):
+        PassManager(["test_cancel_neg_pairs", "test_explode_without_neg"]).run(model)
+    assert op_histogram(model) == {"Identity": 1}  # both cancellations (iterations 1 and 2) replayed
+    lint(model)
