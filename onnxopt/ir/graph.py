@@ -48,6 +48,7 @@ class Graph:
         self._first: Node | None = None
         self._last: Node | None = None
         self._count = 0
+        self._subgraph_holders = 0  # nodes with subgraph attributes: most graphs have none, so no walk is needed
         self._insert_before: Node | None = None
         self._names: set[str] = set()
         self._name_counter = 0
@@ -207,8 +208,10 @@ class Graph:
             if not value.name:
                 value.name = self.unique_name(f"{node.name}_out{value.index()}")
             self._own(value)
-        for sub in node.subgraphs():
+        subs = node.subgraphs()
+        for sub in subs:
             sub.parent = node
+        self._subgraph_holders += bool(subs)
         self._count += 1
         self.root().nodes_added += 1
 
@@ -275,7 +278,9 @@ class Graph:
             if node.graph is not self or node._erased:
                 raise IRError(f"{node} is not in graph {self.name!r}")
             node.detach()
-            for sub in node.subgraphs():  # a removed If/Loop no longer reads the outer values its bodies captured
+            subs = node.subgraphs()
+            self._subgraph_holders -= bool(subs)
+            for sub in subs:  # a removed If/Loop no longer reads the outer values its bodies captured
                 for inner_graph in sub.all_graphs():
                     for inner in inner_graph:
                         inner.detach()
@@ -301,6 +306,8 @@ class Graph:
     # ---- structure ---------------------------------------------------------------------------
     def subgraphs(self) -> Iterator[Graph]:
         """Every graph nested in this one's nodes, recursively (depth first)."""
+        if not self._subgraph_holders:
+            return
         for node in self:
             for sub in node.subgraphs():
                 yield sub
@@ -399,21 +406,26 @@ class Graph:
         copy.input_set = set(copy._inputs)
         prev = None
         count = 0
+        holders = 0
         for node in self:
             inputs = [None if v is None else mapped(v) or copy_value(v) for v in node._inputs]
             outputs = [mapped(v) or copy_value(v) for v in node.outputs]
             new = Node(node._op_type, inputs, outputs, domain=node._domain, name=node._name)
             new._overload, new._doc_string = node._overload, node._doc_string
             new.graph = copy
+            holds = False
             for key, attr in node.attrs.items():
                 if isinstance(attr, Graph):
                     attr = attr._clone(value_map)
                     attr.parent = new
+                    holds = True
                 elif isinstance(attr, tuple):
                     attr = tuple(g._clone(value_map) for g in attr)
                     for g in attr:
                         g.parent = new
+                    holds = holds or bool(attr)
                 new.attrs[key] = attr
+            holders += holds
             # the proto stays valid for the copy exactly when it is valid for the original (same attr objects)
             new._proto, new._proto_attrs, new._source = node._proto, node._proto_attrs, node._source
             new._prev = prev
@@ -423,7 +435,7 @@ class Graph:
                 prev._next = new
             prev = new
             count += 1
-        copy._last, copy._count = prev, count
+        copy._last, copy._count, copy._subgraph_holders = prev, count, holders
         copy.set_outputs([mapped(v) or copy_value(v) for v in self._outputs])
         return copy
 

@@ -18,6 +18,10 @@ def lint(model: Model | Graph) -> None:
 
 
 def _lint_graph(graph: Graph, outer: set, names: dict[str, object]) -> None:
+    holders = sum(1 for node in graph if node.subgraphs())
+    if graph._subgraph_holders != holders:
+        raise IRError(f"graph {graph.name!r} counts {graph._subgraph_holders} nodes with subgraphs but has {holders} "
+                      f"(set subgraph attributes with Node.set_attr)")
     defined = set(outer)
     for value in [*graph.inputs, *graph.initializers.values()]:
         _claim(names, value.name, value, f"graph {graph.name!r}")

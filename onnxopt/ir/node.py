@@ -188,6 +188,7 @@ class Node:
         """Set an attribute from a Python value, an AttributeProto, or a Graph (list of Graphs)."""
         from onnxopt.ir.graph import Graph
 
+        held = bool(self.subgraphs())
         if isinstance(value, Graph):
             value.parent = self
         elif isinstance(value, (list, tuple)) and value and isinstance(value[0], Graph):
@@ -198,6 +199,8 @@ class Node:
             value = helper.make_attribute(name, value)
         self.attrs[name] = value
         self._proto = None
+        if self.graph is not None and not self._erased:
+            self.graph._subgraph_holders += bool(self.subgraphs()) - held
         self._changed()
 
     def subgraphs(self) -> list[Graph]:

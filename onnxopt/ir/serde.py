@@ -191,6 +191,7 @@ def _link(graph: Graph, nodes: list[Node]) -> None:
     graph._first = nodes[0] if nodes else None
     graph._last = prev
     graph._count = len(nodes)
+    graph._subgraph_holders = sum(1 for node in nodes if node.subgraphs())
 
 
 def _read_attributes(node: Node, proto: NodeProto, graph: Graph, chain: _Scope, base_dir: str) -> None:

@@ -223,3 +223,31 @@ def test_subgraph_docs_and_value_info_survive_a_rebuilt_parent(tmp_path) -> None
     path = tmp_path / "docs.onnx"
     ir.save(m, path)
     assert_same_meaning(original, onnx.load(str(path)))
+
+
+def test_subgraphs_are_found_after_every_way_a_holder_comes_and_goes() -> None:
+    m = model_from_text(LOOP_TEXT)
+    names = lambda graph: [g.name for g in graph.subgraphs()]  # noqa: E731
+    assert names(m.graph) == ["body", "inc", "dec"]
+    assert names(m.clone().graph) == ["body", "inc", "dec"]
+    plain = model_from_text(IF_TEXT.replace("If(c)", "Where(c, x, x)").split("<then")[0] + "\n    }")
+    assert names(plain.graph) == []
+    neg = plain.graph.nodes[0]
+    branch = model_from_text(IF_TEXT).graph.nodes[1].attr("then_branch")
+    neg.set_attr("body", branch)  # a subgraph attribute set on a node already in the graph
+    assert names(plain.graph) == ["then_g"]
+    neg.set_attr("body", 1)
+    assert names(plain.graph) == []
+    loop = m.graph.nodes[2]
+    m.graph.remove(loop, safe=False)
+    assert names(m.graph) == []
+    m.graph.append(loop)
+    assert names(m.graph) == ["body", "inc", "dec"]
+
+
+def test_lint_catches_a_subgraph_attribute_written_around_set_attr() -> None:
+    m = model_from_text(IF_TEXT)
+    neg = m.graph.nodes[0]
+    neg.attrs["body"] = m.graph.nodes[1].attr("then_branch").clone()
+    with pytest.raises(IRError, match="nodes with subgraphs"):
+        lint(m)
