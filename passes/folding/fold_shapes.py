@@ -45,12 +45,14 @@ class Vec:
 class _Shapes:
     """Trusted static facts: inferred shapes and main-graph input shapes, never declared graph-output shapes.
 
-    The shapes come from onnxopt.ir.infer_types, which trusts only the inputs and constants.
+    The shapes come from onnxopt.ir.infer_types, which trusts only the inputs and constants; inference runs on the
+    first question (a model without Shape or Size nodes asks none).
     """
 
     def __init__(self, model: Model) -> None:
+        self.model = model
         self.root = model.graph
-        self.inferred = infer_types(model)
+        self._inferred: dict[Value, TypeProto] | None = None
 
     def of(self, value: Value) -> tuple | None:
         """The value's dims (int, or None when not static), or None when its rank is unknown."""
@@ -59,7 +61,9 @@ class _Shapes:
                 return None  # subgraph inputs (loop-carried values) are not checked against their declaration
             shape = _dims(value.type)
         else:
-            inferred = self.inferred.get(value)
+            if self._inferred is None:
+                self._inferred = infer_types(self.model)
+            inferred = self._inferred.get(value)
             shape = _dims(inferred) if inferred is not None and inferred.HasField("tensor_type") else None
         return None if shape is None else tuple(d if isinstance(d, int) else None for d in shape)
 

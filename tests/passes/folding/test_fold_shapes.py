@@ -132,3 +132,17 @@ def test_fix_input_shapes_treats_minus_one_dims_as_dynamic():
     model.graph.inputs[0].set_type(1, (-1, 3, 4, 4))
     make_pass("fix_input_shapes", PassContext(input_shapes={"x": (2, 3, 4, 4)})).call(model)
     assert model.graph.inputs[0].shape == (2, 3, 4, 4)
+
+
+def test_shapes_are_inferred_only_when_a_shape_or_size_is_asked(monkeypatch):
+    import onnxopt.passes.folding.fold_shapes as fold_shapes
+
+    calls = []
+    infer = fold_shapes.infer_types
+    monkeypatch.setattr(fold_shapes, "infer_types", lambda model: calls.append(1) or infer(model))
+    without = model_from_text(H + "g (float[2, 3] x) => (float[3, 2] y) { t = Relu(x)  y = Transpose(t) }")
+    assert not make_pass("fold_shapes", PassContext()).call(without).modified
+    assert calls == []
+    with_shape = model_from_text(H + "g (float[2, 3] x) => (float[2, 3] y) { t = Relu(x)  s = Shape(t)  y = Reshape(x, s) }")
+    assert make_pass("fold_shapes", PassContext()).call(with_shape).modified
+    assert calls == [1]
