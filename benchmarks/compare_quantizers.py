@@ -220,7 +220,7 @@ def worker(args: argparse.Namespace) -> None:
         options = {
             "onnxopt-minmax": {"method": "minmax"}, "onnxopt-entropy": {"method": "entropy"},
             "onnxopt-latency": {"method": "minmax", "optimize_for": "latency", "holdout": 4},
-            "onnxopt-sqnr30": {"method": "minmax", "target_sqnr": 30.0, "holdout": 16},
+            "onnxopt-sqnr30": {"method": "minmax", "target_sqnr": 30.0, "holdout": 256},
             "onnxopt-dynamic": {"mode": "dynamic"},
         }[args.worker]
         held = [synthetic(model, HOLDOUT_SEED + 500 + i) for i in range(options.get("holdout", 0))]
@@ -230,7 +230,7 @@ def worker(args: argparse.Namespace) -> None:
         quantized, report = onnxopt.quantize(str(model.path), data, samples=samples, latency_check=False, progress=False,
                                              **options)
         onnxopt.save(quantized, out)
-        searched = {n for step in report.sqnr_steps + report.latency_steps for n in step.nodes}
+        searched = report.float_by_search("accuracy" if "sqnr" in args.worker else "latency")
         parts = []
         if searched:
             parts.append(f"{len(searched)} node(s) kept float by the {'accuracy' if 'sqnr' in args.worker else 'latency'} search")

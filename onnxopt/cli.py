@@ -187,8 +187,8 @@ def _add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=("minmax", "entropy", "percentile", "mse"), default="minmax",
                    help="how activation ranges are calibrated (default minmax)")
     p.add_argument("--samples", type=int, metavar="N", help="use at most N calibration samples (default: all)")
-    p.add_argument("--holdout", type=int, default=8, metavar="N",
-                   help="held-out samples for the accuracy report and --target-sqnr (default 8)")
+    p.add_argument("--holdout", type=int, metavar="N",
+                   help="held-out samples for the accuracy report and --target-sqnr (default 8; 64 with --target-sqnr)")
     p.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
     p.add_argument("--activation-type", choices=("uint8", "int8"), default="uint8",
                    help="activation type (default uint8: the fast U8×S8 path on x86)")

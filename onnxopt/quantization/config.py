@@ -15,6 +15,8 @@ MODES = ("static", "dynamic")
 METHODS = ("minmax", "entropy", "percentile", "mse")
 ACTIVATION_TYPES = ("uint8", "int8")
 OPTIMIZE_FOR = (None, "latency")
+HOLDOUT_REPORT = 8  # held-out samples by default: enough for the accuracy report
+HOLDOUT_SEARCH = 64  # with target_sqnr: the search must see the rarer inputs that carry most of the error
 PROVIDERS = ("cpu", "cuda", "tensorrt", "openvino", "dml", "coreml")
 
 
@@ -31,7 +33,7 @@ class QuantConfig:
     mode: Mode = "static"
     method: str = "minmax"
     samples: int | None = None
-    holdout: int = 8
+    holdout: int | None = None
     per_channel: bool = True
     activation_type: ActivationType = "uint8"
     symmetric_activations: bool = False
@@ -60,6 +62,8 @@ class QuantConfig:
         _check_choice("provider", self.provider, PROVIDERS)
         if self.samples is not None and (not isinstance(self.samples, int) or self.samples < 1):
             raise QuantConfigError(f"samples must be a positive integer (or None for all), got {self.samples!r}")
+        if self.holdout is None:
+            object.__setattr__(self, "holdout", HOLDOUT_SEARCH if self.target_sqnr is not None else HOLDOUT_REPORT)
         if not isinstance(self.holdout, int) or self.holdout < 0:
             raise QuantConfigError(f"holdout must be 0 or more samples, got {self.holdout!r}")
         if not isinstance(self.latency_seconds, (int, float)) or not 0 < self.latency_seconds <= 600:

@@ -84,6 +84,10 @@ class QuantReport:
         markers = ("excluded", "kept float", "accuracy", "latency", "include-ops", "subgraph")
         return {n: r for n, r in self.kept_float.items() if any(m in r for m in markers)}
 
+    def float_by_search(self, search: str) -> list[str]:
+        """Nodes the "accuracy" or "latency" search set back to float."""
+        return [n for n, r in self.kept_float.items() if f"by the {search} search" in r]
+
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON-ready values (infinities as strings)."""
         data = dataclasses.asdict(self)
@@ -110,13 +114,13 @@ class QuantReport:
                 top1 = f", top-1 agreement {o.top1:.1%}" if o.top1 is not None else ""
                 lines.append(f"  {o.name}: SQNR {o.sqnr_db:.1f} dB, cosine {o.cosine:.5f}{top1}")
         if self.target_sqnr is not None:
-            chosen = [n for step in self.sqnr_steps for n in step.nodes]
+            chosen = self.float_by_search("accuracy")
             low = min((o.sqnr_low_db for o in self.outputs), default=math.nan)
             lines.append(f"target SQNR {self.target_sqnr:g} dB: reached {self.sqnr_db:.1f} dB (lower bound {low:.1f} dB) "
                          f"keeping {len(chosen)} node(s) float"
                          + (f": {', '.join(chosen)}" if chosen else ""))
         if self.latency_steps:
-            chosen = [n for step in self.latency_steps for n in step.nodes]
+            chosen = self.float_by_search("latency")
             lines.append(f"latency search kept {len(chosen)} node group(s) float: {', '.join(chosen) or 'none'}")
         for c in self.latency:
             lines.append(f"latency ({c.provider}, {c.threads} thread(s)): fp32 {c.fp32_ms:.3f} ms, int8 {c.int8_ms:.3f} ms, ratio {c.ratio:.2f}")

@@ -3,11 +3,14 @@
 Sensitivity is measured per node: the model with only that node quantized, scored on the few held-out samples
 on which the fully quantized model errs most (on the others every node looks harmless).
 Quantization noise from different nodes adds up roughly in power, so the nodes are ranked by the noise
-each adds alone; the greedy search sets the noisiest ones back to float, first as many as the additive
-estimate (each node's share of the measured total) says are needed, then one more at a time, measuring
-the real SQNR after every change. The target counts as reached when a lower bound of the SQNR on samples
-like the held-out ones reaches it (Evaluator.sqnr with bound=True), not the point estimate: on a few samples
-the pooled SQNR is often carried by one or two of them, and a search stopped on it does not generalize.
+each adds alone, and the search looks for the shortest prefix of that ranking which, set back to float,
+reaches the target: it starts from as many nodes as the additive estimate (each node's share of the measured
+total) says are needed, doubles the count while the target is missed, then bisects between the last count
+that missed and the first that reached it, measuring the real SQNR at every count it tries (noise does not
+add exactly, so the estimate alone over- or undershoots). The target counts as reached when a lower bound
+of the SQNR on samples like the held-out ones reaches it (Evaluator.sqnr with bound=True), not the point
+estimate: on a few samples the pooled SQNR is often carried by one or two of them, and a search stopped on
+it does not generalize.
 """
 from __future__ import annotations
 
@@ -31,14 +34,14 @@ class Built(NamedTuple):
 
 
 Build = Callable[[frozenset[str]], Built]
-SENSITIVITY_SAMPLES = 4
+SENSITIVITY_SAMPLES = 16
 
 
 def search_accuracy(
     build: Build, current: Built, keep_float: frozenset[str], evaluator: Evaluator, target_db: float
 ) -> tuple[Built, frozenset[str], list[SearchStep]]:
-    """The candidate meeting `target_db` with the fewest compute nodes kept float (greedy), the nodes
-    kept float, and one step per measurement."""
+    """The candidate meeting `target_db` with the fewest compute nodes kept float (a prefix of the
+    sensitivity ranking), the nodes kept float, and one step per measured candidate (the nodes it kept float)."""
     sqnr = evaluator.sqnr(current.model, bound=True)
     units = current.compute
     if sqnr >= target_db or not units:
@@ -61,17 +64,30 @@ def search_accuracy(
         first += 1
     first = max(first, 1)
     steps: list[SearchStep] = []
-    keep = keep_float
-    count, previous = first, 0
-    while count <= len(ranked):
-        keep = keep_float | frozenset(ranked[:count])
-        current = build(keep)
-        sqnr = evaluator.sqnr(current.model, bound=True)
-        steps.append(SearchStep(tuple(ranked[previous:count]), sqnr))
+
+    def measure(count: int) -> tuple[Built, float]:
+        candidate = build(keep_float | frozenset(ranked[:count]))
+        sqnr = evaluator.sqnr(candidate.model, bound=True)
+        steps.append(SearchStep(tuple(ranked[:count]), sqnr))
+        return candidate, sqnr
+
+    missed, count = 0, first
+    while True:
+        candidate, sqnr = measure(count)
         if sqnr >= target_db:
             break
-        previous, count = count, count + 1
-    return current, keep, steps
+        if count == len(ranked):  # the target is out of reach even with every ranked node float
+            return candidate, keep_float | frozenset(ranked), steps
+        missed, count = count, min(2 * count, len(ranked))
+    reached, best = count, candidate
+    while reached - missed > 1:
+        middle = (missed + reached) // 2
+        candidate, sqnr = measure(middle)
+        if sqnr >= target_db:
+            reached, best = middle, candidate
+        else:
+            missed = middle
+    return best, keep_float | frozenset(ranked[:reached]), steps
 
 
 def _noise(sqnr_db: float) -> float:

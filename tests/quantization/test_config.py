@@ -54,3 +54,9 @@ def test_names_from_comma_separated_strings_and_replace_revalidates():
 def test_static_mode_without_data_is_a_user_error():
     with pytest.raises(OnnxoptError, match="static quantization needs calibration data"):
         quantize(cnn(), None, latency_check=False)
+
+
+def test_held_out_samples_default_to_more_when_a_target_sqnr_is_searched():
+    assert QuantConfig().holdout == 8
+    assert QuantConfig(target_sqnr=30.0).holdout == 64
+    assert QuantConfig(target_sqnr=30.0, holdout=3).holdout == 3
