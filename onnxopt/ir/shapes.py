@@ -76,7 +76,11 @@ def infer_shapes(model: Model, data_prop: bool = True) -> bool:
             value.type = inferred
             changed = True
     if changed:
-        model.graph.mark_changed()
+        root = model.graph
+        root.mark_changed()
+        # inference reads only element types of node outputs, and those recorded here are the ones it inferred:
+        # inferring again would give the same types, so the cached result stays valid
+        root.inferred_types = (root.revision, data_prop, types)
     return bool(types)
 
 

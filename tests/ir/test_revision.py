@@ -94,6 +94,28 @@ def test_infer_types_is_cached_until_the_model_changes(monkeypatch):
     assert [d.dim_value for d in after[transposed].tensor_type.shape.dim] == [3, 2]
 
 
+def test_types_kept_after_infer_shapes_records_them_are_what_inference_gives_again(monkeypatch):
+    model = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 6] x, bool cond) => (float[N, 2, 3] y) {
+            s = Shape(x)
+            s_n = Slice(s, zero, one)
+            target = Concat<axis = 0>(s_n, two_three)
+            r = Reshape(x, target)
+            y = If(cond) <then_branch = t () => (float[N, 2, 3] tz) { tz = Abs(r) },
+                          else_branch = e () => (float[N, 2, 3] ez) { ez = Neg(r) }>
+        }""",
+        {"zero": np.array([0]), "one": np.array([1]), "two_three": np.array([2, 3])})
+    assert infer_shapes(model)
+    calls = []
+    infer = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda *a, **k: calls.append(1) or infer(*a, **k))
+    kept = infer_types(model)
+    assert calls == []
+    model.graph.inferred_types = None
+    assert infer_types(model) == kept and calls == [1]
+
+
 def test_infer_shapes_bumps_the_revision_only_when_it_records_a_new_type():
     model, relu, neg, if_ = _model()
     revision = model.graph.revision
