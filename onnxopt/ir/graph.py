@@ -58,6 +58,7 @@ class Graph:
         # cached shape inference or a pass having found nothing to do, hold while it is unchanged
         self.revision = 0
         self.inferred_types: tuple | None = None  # onnxopt.ir.shapes' cache: (revision, data_prop, types)
+        self._all_graphs: tuple[Graph, int, list[Graph]] | None = None  # (root, its revision, all_graphs())
 
     # ---- inputs, outputs, initializers -------------------------------------------------------
     @property
@@ -314,8 +315,12 @@ class Graph:
                 yield from sub.subgraphs()
 
     def all_graphs(self) -> list[Graph]:
-        """This graph and every nested subgraph."""
-        return [self, *self.subgraphs()]
+        """This graph and every nested subgraph (computed again only after the model changed)."""
+        root = self.root()
+        cached = self._all_graphs
+        if cached is None or cached[0] is not root or cached[1] != root.revision:
+            cached = self._all_graphs = (root, root.revision, [self, *self.subgraphs()])
+        return list(cached[2])
 
     def captured_values(self) -> list[Value]:
         """Values read inside this graph (or its subgraphs) that are defined in an outer scope."""

@@ -227,7 +227,11 @@ def test_subgraph_docs_and_value_info_survive_a_rebuilt_parent(tmp_path) -> None
 
 def test_subgraphs_are_found_after_every_way_a_holder_comes_and_goes() -> None:
     m = model_from_text(LOOP_TEXT)
-    names = lambda graph: [g.name for g in graph.subgraphs()]  # noqa: E731
+    def names(graph):
+        found = [g.name for g in graph.subgraphs()]
+        assert [g.name for g in graph.all_graphs()[1:]] == found  # the cached list follows every edit
+        return found
+
     assert names(m.graph) == ["body", "inc", "dec"]
     assert names(m.clone().graph) == ["body", "inc", "dec"]
     plain = model_from_text(IF_TEXT.replace("If(c)", "Where(c, x, x)").split("<then")[0] + "\n    }")
