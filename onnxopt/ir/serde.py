@@ -339,6 +339,12 @@ def _graph_parts(
 ) -> Iterator[Part]:
     yield _graph_shell_bytes(graph)
     yield _nodes_bytes(graph)
+    yield from _initializer_parts(graph, data_stream, location, size_threshold)
+
+
+def _initializer_parts(
+    graph: Graph, data_stream: BinaryIO | None, location: str, size_threshold: int
+) -> Iterator[Part]:
     small: list[bytes] = []  # consecutive small initializers, serialized now and written as one part
     for name, value in graph.initializers.items():
         tensor = value.const_value
@@ -375,7 +381,11 @@ def _value_info(value: Value) -> onnx.ValueInfoProto:
 
 def _graph_shell_bytes(graph: Graph) -> bytes:
     """Everything in the GraphProto but nodes and initializers; value_info entries are encoded directly (hot path)."""
-    chunks = [_graph_shell(graph).SerializeToString()]
+    return _graph_shell(graph).SerializeToString() + _value_infos_bytes(graph)
+
+
+def _value_infos_bytes(graph: Graph) -> bytes:
+    chunks = []
     interface = graph.input_set | graph.output_set
     for node in graph:
         for value in node.outputs:
@@ -385,6 +395,22 @@ def _graph_shell_bytes(graph: Graph) -> bytes:
         data = info.SerializeToString()
         chunks += (_field(13, len(data)), data)
     return b"".join(chunks)
+
+
+def _subgraph_bytes(graph: Graph) -> bytes:
+    """A subgraph's GraphProto bytes, data inline, fields in number order (what serializing its GraphProto gives)."""
+    middle = _graph_shell(graph)  # doc_string (10), input (11), output (12) once the rest is moved out
+    head = GraphProto(**_present(name=middle.name))  # name (2)
+    middle.ClearField("name")
+    tail = GraphProto()  # quantization_annotation (14), sparse_initializer (15), metadata_props (16)
+    for field in ("quantization_annotation", "sparse_initializer", "metadata_props"):
+        getattr(tail, field).extend(getattr(middle, field))
+        middle.ClearField(field)
+    return b"".join((
+        _nodes_bytes(graph), head.SerializeToString(),
+        *map(_part_bytes, _initializer_parts(graph, None, "", 0)),
+        middle.SerializeToString(), _value_infos_bytes(graph), tail.SerializeToString(),
+    ))
 
 
 def _value_info_bytes(value: Value) -> bytes:
@@ -422,9 +448,50 @@ def _nodes_bytes(graph: Graph) -> bytes:
     chunks = []
     for node in graph:
         proto = node.proto
-        data = (proto if proto is not None else node_to_proto(node)).SerializeToString()
+        if proto is not None:
+            data = proto.SerializeToString()
+        elif node.subgraphs():
+            data = _holder_bytes(node)
+        else:
+            data = node_to_proto(node).SerializeToString()
         chunks.append(_field(1, len(data)))
         chunks.append(data)
+    return b"".join(chunks)
+
+
+def _holder_bytes(node: Node) -> bytes:
+    """node_to_proto(node).SerializeToString() for a node holding subgraphs, with the subgraphs' bytes written in
+    place: building them as protos copies each nested level several times (parse, attribute, append, serialize)."""
+    head = NodeProto(
+        input=[v.name if v is not None else "" for v in node.inputs],
+        output=[v.name for v in node.outputs],
+        **_present(op_type=node.op_type, name=node.name),
+    )
+    chunks = [head.SerializeToString()]  # fields 1-4; attributes are field 5, the rest follow (field order)
+    for name, value in node.attrs.items():
+        if isinstance(value, Graph):
+            data = _graph_attribute_bytes(name, AttributeProto.GRAPH, 6, (value,))
+        elif isinstance(value, tuple):
+            data = _graph_attribute_bytes(name, AttributeProto.GRAPHS, 11, value)
+        else:
+            data = value.SerializeToString()
+        chunks += (_field(5, len(data)), data)
+    tail = NodeProto(**_present(domain=node.domain, doc_string=node.doc_string, overload=node.overload))
+    if node._source is not None:
+        for field in _UNMODELLED_NODE_FIELDS:
+            getattr(tail, field).extend(getattr(node._source, field))
+    chunks.append(tail.SerializeToString())
+    return b"".join(chunks)
+
+
+def _graph_attribute_bytes(name: str, kind: int, number: int, graphs: tuple[Graph, ...]) -> bytes:
+    """AttributeProto bytes: name (field 1), each graph (field `number`: 6 for g, 11 for graphs), type (field 20)."""
+    encoded = name.encode()
+    chunks = [_field(1, len(encoded)), encoded]
+    for graph in graphs:
+        data = _subgraph_bytes(graph)
+        chunks += (_field(number, len(data)), data)
+    chunks.append(bytes((20 << 3, 1, kind)))  # field 20 as a varint (tag 160 takes two bytes); kind < 128
     return b"".join(chunks)
 
 

@@ -281,3 +281,25 @@ def test_canonical_ignores_only_presence_and_value_info_order() -> None:
     assert canonical(a) == canonical(b)
     b.graph.node[0].attribute[0].f = 0.25
     assert canonical(a) != canonical(b)
+
+
+def test_nodes_holding_subgraphs_are_written_as_their_protos_serialize(tmp_path) -> None:
+    rich = rich_model()
+    inner = helper.make_node("If", ["c"], ["inner_out"], name="inner_if", doc_string="nested",
+                             then_branch=rich.graph, else_branch=rich.graph)
+    outer_branch = helper.make_graph([inner], "outer_then", [], [helper.make_tensor_value_info("inner_out", 1, None)],
+                                     [numpy_helper.from_array(np.ones(2, np.float32), "branch_w")])
+    outer_branch.metadata_props.add(key="k", value="v")
+    scan_body = helper.make_graph([helper.make_node("Neg", ["s_in"], ["s_out"])], "body",
+                                  [helper.make_tensor_value_info("s_in", 1, [2])],
+                                  [helper.make_tensor_value_info("s_out", 1, [2])])
+    outer = helper.make_node("If", ["c"], ["y"], name="outer_if", then_branch=outer_branch, else_branch=rich.graph)
+    scan = helper.make_node("Scan", ["x"], ["scanned"], name="scan", body=scan_body, num_scan_inputs=1)
+    graph = helper.make_graph([outer, scan], "g", [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+                                                   helper.make_tensor_value_info("x", 1, [3, 2])],
+                              [helper.make_tensor_value_info("y", 1, None), helper.make_tensor_value_info("scanned", 1, None)])
+    proto = helper.make_model(graph, opset_imports=rich.opset_import)
+    model = ir.from_proto(onnx.ModelProto.FromString(proto.SerializeToString()))
+    ir.save(model, tmp_path / "out.onnx")
+    written = (tmp_path / "out.onnx").read_bytes()
+    assert outer.SerializeToString() in written and scan.SerializeToString() in written
