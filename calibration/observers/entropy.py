@@ -1,7 +1,8 @@
 """EntropyObserver: the clipping threshold that minimises KL divergence, as in TensorRT's calibrator."""
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+from typing import Any
 
 import numpy as np
 
@@ -68,24 +69,20 @@ class EntropyObserver(Observer):
         # everything into one bin then looks cheap. So no threshold may clip more than MAX_CLIPPED of the values.
         kept = np.cumsum(counts) >= (1.0 - MAX_CLIPPED) * counts.sum()
         first = int(np.argmax(kept)) + 1
-        threshold = min(kl_threshold(counts, self._levels(width), first) * width, self.histogram.abs_max())
+        threshold = min(kl_threshold(counts, self._levels(width, counts.size), first) * width, self.histogram.abs_max())
         if self.histogram.symmetric:
             return -threshold, threshold
         lo, hi = self.histogram.range()
         return max(lo, -threshold), min(hi, threshold)
 
-    def _levels(self, width: float) -> Callable[[int], int]:
-        """For a threshold of i bins, how many quantization levels fall on [0, t]."""
-        steps = self.steps
+    def _levels(self, width: float, size: int) -> np.ndarray:
+        """For thresholds of 1 … size bins, how many quantization levels fall on [0, t]."""
         lo, hi = self.histogram.range()
-
-        def levels(i: int) -> int:
-            t = i * width
-            # The quantizer widens every range to hold zero, so the grid spans at least [0, t].
-            span = 2 * t if self.histogram.symmetric else max(min(hi, t), 0.0) - min(max(lo, -t), 0.0)
-            return max(2, round(steps * t / span)) if span > 0 else steps  # span 0: all values are 0
-
-        return levels
+        t = np.arange(1, size + 1, dtype=np.float64) * width
+        # The quantizer widens every range to hold zero, so the grid spans at least [0, t].
+        span = 2 * t if self.histogram.symmetric else np.maximum(np.minimum(hi, t), 0.0) - np.minimum(np.maximum(lo, -t), 0.0)
+        levels = np.maximum(2, np.round(self.steps * t / np.where(span > 0, span, 1.0)))
+        return np.where(span > 0, levels, self.steps).astype(np.int64)  # span 0: all values are 0
 
     def state_settings(self) -> dict[str, Any]:
         """dtype, reduce_range and the histogram's settings."""
@@ -108,45 +105,61 @@ class EntropyObserver(Observer):
         return obs
 
 
-def kl_threshold(counts: np.ndarray, levels: int | Callable[[int], int], min_bins: int = 0) -> int:
+def kl_threshold(counts: np.ndarray, levels: int | np.ndarray, min_bins: int = 0) -> int:
     """The number of leading bins (at least ``min_bins``) of ``counts`` whose quantization into ``levels``
-    levels (a number, or a function of the number of bins kept), with everything beyond folded into the last
-    kept bin, has the least KL divergence.
+    levels (a number, or an array giving the levels for 1, 2, … size bins kept), with everything beyond
+    folded into the last kept bin, has the least KL divergence.
+
+    Level k of a threshold of i bins covers bins [k·i // n, (k+1)·i // n); its mass is spread evenly over
+    its non-empty bins. The divergence is then a sum over levels, not bins: with P_k the reference mass of
+    level k (the folded tail included), Q_k its quantized mass per non-empty bin, T the total and C_i the
+    mass inside, KL_i = (Σ_j p_j log p_j − T log T − Σ_k P_k log(Q_k / C_i)) / T. Every candidate then
+    costs O(levels) from prefix sums, and all of them are evaluated at once.
     """
-    levels_of = levels if callable(levels) else (lambda i, n=levels: n)
+    counts = np.asarray(counts, dtype=np.float64)
     size = counts.size
-    counts = counts.astype(np.float64)
-    tail = np.concatenate([np.cumsum(counts[::-1])[::-1], [0.0]])  # tail[i] = sum(counts[i:])
-    best, best_kl = size, np.inf
-    for i in range(max(min_bins, 1), size + 1):
-        n_levels = levels_of(i)
-        if i < n_levels:
-            continue  # fewer bins than levels: the histogram cannot show the rounding
-        sliced = counts[:i]
-        reference = sliced.copy()
-        reference[-1] += tail[i]
-        nonzero = reference > 0
-        # Levels split the i bins as evenly as integers allow; each level's mass is spread over
-        # its non-empty bins only, so empty bins stay empty in the candidate too.
-        starts = np.linspace(0, i, n_levels + 1).astype(np.int64)
-        level_mass = np.add.reduceat(sliced, starts[:-1])
-        level_bins = np.add.reduceat(nonzero.astype(np.float64), starts[:-1])
-        per_bin = np.divide(level_mass, level_bins, out=np.zeros_like(level_mass), where=level_bins > 0)
-        candidate = np.repeat(per_bin, np.diff(starts)) * nonzero
-        kl = _kl_divergence(reference, candidate)
-        if kl < best_kl:
-            best, best_kl = i, kl
-    return best
+    n_of = np.broadcast_to(np.asarray(levels, dtype=np.int64), (size,))
+    i = np.arange(1, size + 1, dtype=np.int64)
+    valid = (i >= max(min_bins, 1)) & (i >= n_of)  # fewer bins than levels: the histogram cannot show the rounding
+    total = counts.sum()
+    if not valid.any() or total == 0:
+        return size
+    i, n = i[valid], n_of[valid]
+    mass = np.concatenate([[0.0], np.cumsum(counts)])  # mass[i] = sum(counts[:i])
+    filled = np.concatenate([[0.0], np.cumsum(counts > 0)])
+    # Σ p log p over the reference: the kept bins, the last one carrying the tail.
+    tail = total - mass[i]
+    entropy_part = np.concatenate([[0.0], np.cumsum(_xlogx(counts))])[i - 1] + _xlogx(counts[i - 1] + tail)
+    # The last level, in 1-D: it gets the tail, and the tail makes an empty last bin non-empty.
+    start = ((n - 1) * i) // n
+    kept = mass[i] - mass[start]
+    bins = filled[i] - filled[start] + ((counts[i - 1] == 0) & (tail > 0))
+    inside = mass[i]
+    with np.errstate(divide="ignore"):
+        # Reference mass the candidate cannot represent (an empty last level that only the tail fills) costs
+        # a large but finite penalty, as if its normalized candidate probability were 1e-12.
+        log_q = np.where(kept > 0, np.log(np.where(kept > 0, kept, 1.0) / np.maximum(bins, 1.0)),
+                         math.log(1e-12) + np.log(inside))
+    level_part = (kept + tail) * log_q
+    # The other levels, (candidates × levels) in chunks: level k covers bins [k·i // n, (k+1)·i // n),
+    # clamped to the last level's start so padding columns are empty.
+    chunk = max(1, (1 << 20) // int(n.max()))
+    for a in range(0, i.size, chunk):
+        ic, nc = i[a:a + chunk, None], n[a:a + chunk, None]
+        edges = np.minimum((np.arange(int(nc.max()), dtype=np.int64) * ic) // nc, start[a:a + chunk, None])
+        level_part[a:a + chunk] += np.sum(_xlogy(np.diff(mass[edges]), np.diff(filled[edges])), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = (entropy_part - _xlogx(total) - level_part + total * np.log(inside)) / total
+    kl[inside == 0] = np.inf  # nothing inside: no candidate distribution
+    return int(i[int(np.argmin(kl))]) if np.isfinite(kl).any() else size
 
 
-def _kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    p = p / p.sum()
-    q_total = q.sum()
-    if q_total == 0:
-        return np.inf
-    q = q / q_total
-    support = p > 0
-    # Mass the candidate cannot represent (clipped outliers in the last bin) costs a large but
-    # finite penalty instead of infinity, so thresholds stay comparable.
-    q = np.where(q[support] > 0, q[support], 1e-12)
-    return float(np.sum(p[support] * np.log(p[support] / q)))
+def _xlogy(kept: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """kept · log(kept / bins), 0 where kept is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(kept > 0, kept * np.log(kept / bins), 0.0)
+
+
+def _xlogx(x: np.ndarray | float) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(x > 0, x * np.log(np.where(x > 0, x, 1.0)), 0.0)

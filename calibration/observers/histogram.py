@@ -58,14 +58,37 @@ class HistogramObserver(Observer):
 
     def update(self, array: np.ndarray) -> None:
         """Count one batch, widening first if it falls outside the current bins."""
-        values, outliers = finite_values(array, self.outlier_limit)
-        self.outliers += outliers
+        values = np.asarray(array)
+        if values.dtype not in (np.float32, np.float64):
+            values = values.astype(np.float64)
+        values = values.ravel()
         if values.size == 0:
             return
-        self._widen(min(self.min, float(values.min())), max(self.max, float(values.max())))
-        index = np.floor(np.ldexp(values, -self.exponent)).astype(np.int64) - self.offset
-        self.counts += np.bincount(index, minlength=self.bins)
+        lo, hi = float(values.min()), float(values.max())
+        limit = math.inf if self.outlier_limit is None else self.outlier_limit
+        # NaN, infinities and outliers show in the extremes; only then are the values filtered (a copy).
+        if not (math.isfinite(lo) and math.isfinite(hi) and max(-lo, hi) <= limit):
+            values, outliers = finite_values(values, self.outlier_limit)
+            self.outliers += outliers
+            if values.size == 0:
+                return
+            lo, hi = float(values.min()), float(values.max())
+        if lo < self.min or hi > self.max:
+            self._widen(min(self.min, lo), max(self.max, hi))
+        self.counts += np.bincount(self._bin_index(values), minlength=self.bins)
         self.count += int(values.size)
+
+    def _bin_index(self, values: np.ndarray) -> np.ndarray:
+        """Each value's bin: floor(value / width) - offset. Scaling float32 by a power of two ≥ 1 is exact, so
+        float32 data stays float32 then (half the memory traffic); other scales go through float64 as the
+        values were given, where the power of two is also exact."""
+        if values.dtype != np.float32 or not -127 <= self.exponent <= 0:
+            values = values.astype(np.float64, copy=False)
+        scaled = values * values.dtype.type(math.ldexp(1.0, -self.exponent))
+        np.floor(scaled, out=scaled)
+        index = scaled.astype(np.intp)
+        index -= self.offset
+        return index
 
     def merge(self, other: Observer) -> HistogramObserver:
         """Add another histogram's counts; the result equals a single pass over both streams."""

@@ -125,6 +125,30 @@ def test_histogram_merge_in_any_order_equals_single_pass(symmetric: bool) -> Non
     np.testing.assert_array_equal(merged.counts, single.counts)
 
 
+@pytest.mark.parametrize("scale", [1e-30, 1e-3, 1.0, 3e4, 1e7])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_histogram_of_float32_equals_histogram_of_the_same_values_in_float64(scale: float, symmetric: bool) -> None:
+    # float32 batches are binned in float32 (no copy to float64); the bins must not change.
+    data = (scale * np.concatenate([NORMAL[:20_000], UNIFORM[:20_000]])).astype(np.float32)
+    data[::997] = np.nan
+    single, wide = HistogramObserver(symmetric=symmetric), HistogramObserver(symmetric=symmetric)
+    for chunk in np.array_split(data, 7):
+        single.update(chunk)
+        wide.update(chunk.astype(np.float64))
+    assert single.state_settings() == wide.state_settings() and single.count == wide.count == 40_000 - 41
+    assert (single.exponent, single.offset, single.range()) == (wide.exponent, wide.offset, wide.range())
+    np.testing.assert_array_equal(single.counts, wide.counts)
+
+
+def test_histogram_merge_of_float32_shards_with_outliers_equals_single_pass() -> None:
+    data = np.concatenate([8 * NORMAL[:30_000], [np.inf, -3e9, np.nan, 1e-40, -1e-40]]).astype(np.float32)
+    single = feed(HistogramObserver(), data, chunks=5)
+    merged = feed(HistogramObserver(), data[1::2], chunks=3).merge(feed(HistogramObserver(), data[::2], chunks=4))
+    assert (merged.exponent, merged.offset, merged.range(), merged.outliers) == (
+        single.exponent, single.offset, single.range(), single.outliers)
+    np.testing.assert_array_equal(merged.counts, single.counts)
+
+
 def test_histogram_survives_float_min_masks_and_nan() -> None:
     scores = RNG.normal(0, 2, (4, 64)).astype(np.float32)
     scores[:, 32:] = np.finfo(np.float32).min
@@ -304,3 +328,45 @@ def test_entropy_keeps_data_that_sits_away_from_zero():
     observer.update(np.random.default_rng(0).uniform(0.2, 0.75, 100_000).astype(np.float32))
     lo, hi = observer.range()
     assert lo == pytest.approx(0.2, abs=1e-3) and hi == pytest.approx(0.75, abs=2e-3)
+
+
+def _kl_threshold_by_loop(counts: np.ndarray, levels: np.ndarray, min_bins: int) -> int:
+    """The KL search written bin by bin, one threshold at a time (TensorRT's formulation)."""
+    counts = counts.astype(np.float64)
+    best, best_kl = counts.size, np.inf
+    for i in range(max(min_bins, 1), counts.size + 1):
+        n = int(levels[i - 1])
+        if i < n:
+            continue
+        reference = counts[:i].copy()
+        reference[-1] += counts[i:].sum()
+        nonzero = reference > 0
+        starts = (np.arange(n + 1) * i) // n
+        mass = np.add.reduceat(counts[:i], starts[:-1])
+        filled = np.add.reduceat(nonzero.astype(np.float64), starts[:-1])
+        candidate = np.repeat(np.divide(mass, filled, out=np.zeros_like(mass), where=filled > 0), np.diff(starts)) * nonzero
+        if candidate.sum() == 0:
+            continue
+        p, q = reference / reference.sum(), candidate / candidate.sum()
+        support = p > 0
+        kl = float(np.sum(p[support] * np.log(p[support] / np.where(q[support] > 0, q[support], 1e-12))))
+        if kl < best_kl - 1e-12:
+            best, best_kl = i, kl
+    return best
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_kl_threshold_equals_the_bin_by_bin_search(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(20, 400))
+    counts = np.round(rng.lognormal(3, 2, size) * (rng.random(size) < 0.7)).astype(np.int64)  # empty bins too
+    counts[-1] = 1
+    levels = rng.integers(2, 16, size) if seed % 2 else np.full(size, int(rng.integers(2, 40)))
+    min_bins = int(rng.integers(0, size // 2))
+    assert kl_threshold(counts, levels, min_bins) == _kl_threshold_by_loop(counts, levels, min_bins)
+
+
+def test_kl_threshold_of_a_normal_with_outliers_clips_the_outliers() -> None:
+    counts = np.histogram(np.abs(np.concatenate([NORMAL, [40.0] * 5])), bins=2048, range=(0, 41))[0]
+    t = kl_threshold(counts, 128) * 41 / 2048
+    assert 2.5 < t < 8.0
