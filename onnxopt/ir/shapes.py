@@ -49,9 +49,7 @@ def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
                 _forget_shape(value)
     _weights_as_inputs(skeleton.graph)
     try:
-        inferred = onnx.shape_inference.infer_shapes(
-            onnx.ModelProto.FromString(serialize(skeleton)), strict_mode=False, data_prop=data_prop
-        )
+        inferred = onnx.shape_inference.infer_shapes(serialize(skeleton), strict_mode=False, data_prop=data_prop)
     except Exception as exc:  # inference errors on exotic models must not stop optimization
         logger.info("shape inference failed: %s", exc)
         return {}
