@@ -2,9 +2,10 @@
 
     python benchmarks/gpu_bench.py OUT_DIR [--providers cuda,cpu] [--runs 100] [--models resnet50,yolov8n]
 
-Each model is optimized with the default pipeline, quantized (static QDQ, min-max, 32 generated calibration
-samples in the model's input range), and the three are timed interleaved on every provider. Tables are printed
-and saved as OUT_DIR/<model>.{md,json}.
+Each model is optimized with the default pipeline and with `--target ort`, quantized (static QDQ, min-max, 32
+generated calibration samples in the model's input range) plainly and with `--optimize-for latency` on the first
+provider, and the five are timed interleaved on every provider. Tables are printed and saved as
+OUT_DIR/<model>.{md,json}; what the latency search chose is printed with them.
 """
 from __future__ import annotations
 
@@ -36,20 +37,31 @@ def main() -> int:
     parser.add_argument("--providers", default="cuda,cpu")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--models", default="resnet50,yolov8n")
+    parser.add_argument("--work", default="/tmp/onnxopt-gpu-bench", help="where the optimized and int8 models go")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.work, exist_ok=True)
     wanted = args.models.split(",")
     for model in suite_models(wanted, fetch=False):
         started = time.perf_counter()
-        optimized = os.path.join(args.out, f"{model.name}.opt.onnx")
-        quantized = os.path.join(args.out, f"{model.name}.int8.onnx")
-        onnxopt.save(onnxopt.optimize(str(model.path)).model, optimized)
-        int8, report = onnxopt.quantize(optimized, calibration(model.input_shapes, model.input_ranges),
-                                        latency_check=False, progress=False)
-        onnxopt.save(int8, quantized)
+        paths = {name: os.path.join(args.work, f"{model.name}.{name}.onnx")
+                 for name in ("optimized", "ort", "int8", "int8-latency")}
+        onnxopt.save(onnxopt.optimize(str(model.path)).model, paths["optimized"])
+        onnxopt.save(onnxopt.optimize(str(model.path), target="ort").model, paths["ort"])
+        int8, _ = onnxopt.quantize(paths["optimized"], calibration(model.input_shapes, model.input_ranges),
+                                   latency_check=False, progress=False)
+        onnxopt.save(int8, paths["int8"])
+        provider = args.providers.split(",")[0]
+        int8, report = onnxopt.quantize(paths["optimized"], calibration(model.input_shapes, model.input_ranges),
+                                        optimize_for="latency", provider=provider, progress=False)
+        onnxopt.save(int8, paths["int8-latency"])
         print(f"== {model.name}: optimized and quantized in {time.perf_counter() - started:.1f} s", flush=True)
+        for step in report.latency_steps:
+            print(f"latency search on {provider}: {step.detail}", flush=True)
+        for check in report.latency:
+            print(f"quantize's own check on {check.provider}: fp32 {check.fp32_ms:.3f} ms, int8 {check.int8_ms:.3f} ms", flush=True)
         result = benchmark(
-            {"fp32": str(model.path), "optimized": optimized, "int8": quantized},
+            {"fp32": str(model.path), **paths},
             providers=args.providers.split(","), threads=(0,), shapes=model.input_shapes,
             runs=args.runs, warmup=10, progress=False, min_sqnr_db=15.0,
         )

@@ -59,10 +59,13 @@ def search_latency(
     build: Build, fp32: Model, current: Built, keep_float: frozenset[str], config: QuantConfig, feeds: Feeds | None
 ) -> tuple[Built, frozenset[str], list[SearchStep]]:
     """Keep float every group (compute or data movement) whose int8 kernels cost more than its float ones,
-    then keep the fastest of fp32, plain int8 and the searched model: never slower than either."""
-    if config.provider != "cpu":
-        raise OnnxoptError("--optimize-for latency profiles per-node kernels on the CPU provider only; drop it or use --provider cpu")
+    then keep the fastest of fp32, plain int8 and the searched model: never slower than either.
+
+    Per-group costs need the CPU provider: on a GPU provider ORT's profiler times kernel launches, not the
+    kernels, so there the search only keeps the faster of the whole fp32 and int8 models."""
     feeds = dict(feeds) if feeds is not None else _random_feeds(fp32)
+    if config.provider != "cpu":
+        return _keep_fastest(build, fp32, current, keep_float, None, config, feeds)
     fp32_costs = _profile(fp32, feeds, config.threads)
     start, start_keep = current, keep_float
     steps: list[SearchStep] = []
@@ -81,19 +84,27 @@ def search_latency(
         current = build(keep_float)
     if not steps:
         return current, keep_float, steps
-    medians = compare_latency({"fp32": fp32, "int8": start.model, "searched": current.model}, config, feeds)
+    best, keep, last = _keep_fastest(build, fp32, start, start_keep, (current, keep_float), config, feeds)
+    return best, keep, last if best is start else steps + last
+
+
+def _keep_fastest(
+    build: Build, fp32: Model, start: Built, start_keep: frozenset[str], searched: tuple[Built, frozenset[str]] | None,
+    config: QuantConfig, feeds: Feeds,
+) -> tuple[Built, frozenset[str], list[SearchStep]]:
+    """The fastest of fp32, the plain int8 model `start` and the `searched` one, timed interleaved on the provider."""
+    models = {"fp32": fp32, "int8": start.model, **({"searched": searched[0].model} if searched else {})}
+    medians = compare_latency(models, config, feeds)
     best = min(medians, key=medians.__getitem__)
-    summary = ", ".join(f"{name} {ms:.3f} ms" for name, ms in medians.items())
-    if best == "int8":
-        steps.append(SearchStep((), medians["searched"] / medians["int8"], f"per-group choices not faster ({summary}): plain int8 kept"))
-        return start, start_keep, [steps[-1]]
+    summary = ", ".join(f"{name} {ms:.3f} ms" for name, ms in medians.items()) + f" on {config.provider}"
     if best == "fp32":
-        everything = frozenset([*start.compute, *start.moving])
-        steps.append(SearchStep(tuple(start.compute), medians["int8"] / medians["fp32"], f"fp32 fastest ({summary}): everything kept float"))
-        keep_float = start_keep | everything
-        return build(keep_float), keep_float, steps
-    steps.append(SearchStep((), medians["searched"] / medians["fp32"], f"searched model fastest ({summary})"))
-    return current, keep_float, steps
+        keep = start_keep | frozenset([*start.compute, *start.moving])
+        return build(keep), keep, [SearchStep(tuple(start.compute), medians["int8"] / medians["fp32"], f"fp32 fastest ({summary}): everything kept float")]
+    if best == "int8":
+        detail = f"per-group choices not faster ({summary}): plain int8 kept" if searched else f"int8 faster ({summary})"
+        return start, start_keep, [SearchStep((), medians["int8"] / medians["fp32"], detail)]
+    assert searched is not None
+    return searched[0], searched[1], [SearchStep((), medians["searched"] / medians["fp32"], f"searched model fastest ({summary})")]
 
 
 def _runs_for(model: Model, feeds: Feeds, threads: int, seconds: float) -> int:
