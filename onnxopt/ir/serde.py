@@ -351,6 +351,8 @@ def _initializer_parts(
         # string tensors have no raw byte form, so they cannot live in external data (onnx agrees)
         if data_stream is not None and tensor.nbytes >= size_threshold and tensor.dtype != TensorProto.STRING:
             parts = [tensor.write_external(name, data_stream, location).SerializeToString()]
+        elif tensor.nbytes < _SMALL_TENSOR_BYTES:
+            parts = [tensor.serialized(name)]
         else:
             parts = tensor.serialized_parts(name)
         if tensor.nbytes < _SMALL_TENSOR_BYTES:

@@ -24,7 +24,7 @@ _PLAIN_DTYPES: dict[int, np.dtype] = {
 class Tensor:
     """Constant data: backed by a numpy array, a TensorProto (decoded on first use) or external data (memory-mapped)."""
 
-    __slots__ = ("dtype", "shape", "_array", "_proto", "_external", "_base_dir", "_digest")
+    __slots__ = ("dtype", "shape", "_array", "_proto", "_external", "_base_dir", "_digest", "_wire")
 
     def __init__(self, dtype: int, shape: tuple[int, ...]) -> None:
         self.dtype = dtype
@@ -34,6 +34,7 @@ class Tensor:
         self._external: dict[str, str] | None = None
         self._base_dir = ""
         self._digest: bytes | None = None
+        self._wire: tuple[str, bytes] | None = None  # (name, serialized(name)) of the last call
 
     @classmethod
     def from_array(cls, array: np.ndarray | np.generic | float | int) -> Tensor:
@@ -89,6 +90,7 @@ class Tensor:
             self._array.flags.writeable = False
             self._proto = None
             self._external = None
+            self._wire = None  # written from the array from now on (raw_data), as a decoded tensor always is
         return self._array
 
     def _load(self) -> np.ndarray:
@@ -145,6 +147,14 @@ class Tensor:
         data = _contiguous_le(array, self.dtype)
         # field 9 (raw_data), wire type 2: tag 0x4a, then the length, then the bytes
         return [header, b"\x4a", encode_varint(data.nbytes), _byte_view(data)]
+
+    def serialized(self, name: str) -> bytes:
+        """The TensorProto's bytes, data inline, kept for the next call with the same name (for small tensors,
+        which every shape inference serializes again)."""
+        if self._wire is None or self._wire[0] != name:
+            parts = self.serialized_parts(name)
+            self._wire = (name, b"".join(p.SerializeToString() if isinstance(p, TensorProto) else p for p in parts))
+        return self._wire[1]
 
     def write_external(self, name: str, stream: BinaryIO, location: str) -> TensorProto:
         """Append the data to an open external-data file; return the proto that points at it."""

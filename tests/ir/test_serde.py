@@ -303,3 +303,15 @@ def test_nodes_holding_subgraphs_are_written_as_their_protos_serialize(tmp_path)
     ir.save(model, tmp_path / "out.onnx")
     written = (tmp_path / "out.onnx").read_bytes()
     assert outer.SerializeToString() in written and scan.SerializeToString() in written
+
+
+def test_tensor_wire_form_is_kept_until_the_tensor_is_decoded() -> None:
+    proto = helper.make_tensor("w", TensorProto.FLOAT, [2], [1.5, -2.0])  # float_data, not raw_data
+    tensor = ir.Tensor.from_proto(proto)
+    first = tensor.serialized("w")
+    assert first == proto.SerializeToString() and tensor.serialized("w") is first
+    assert TensorProto.FromString(tensor.serialized("v")).name == "v"
+    tensor.numpy()  # decoding drops the proto: from now on the data is written as raw_data
+    decoded = TensorProto.FromString(tensor.serialized("w"))
+    assert decoded.raw_data and not decoded.float_data
+    np.testing.assert_array_equal(numpy_helper.to_array(decoded), [1.5, -2.0])
