@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 
 import onnx
 from onnx import GraphProto, TypeProto
@@ -15,8 +16,9 @@ from onnxopt.ir.value import Value
 logger = logging.getLogger(__name__)
 
 # Initializers up to this many elements reach inference with their data (shape vectors, axes, small constants
-# that data propagation reads); larger ones go as typed inputs, since their data cannot change a shape and
-# serializing gigabytes of weights would dominate every pass that asks for shapes.
+# that data propagation reads); larger ones go as typed inputs of the main graph, since their data cannot change a
+# shape and serializing gigabytes of weights would dominate every pass that asks for shapes. Subgraph weights (If
+# and Loop bodies of stateful speech models hold all of them) are read from there as outer-scope values.
 MAX_INFERENCE_ELEMENTS = 1024
 
 
@@ -40,14 +42,15 @@ def infer_types(model: Model, data_prop: bool = True) -> dict[Value, TypeProto]:
 def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
     copies: dict[Value, Value] = {}
     skeleton = dataclasses.replace(model, graph=model.graph.clone(copies))
-    for graph in skeleton.graph.all_graphs():
+    graphs = skeleton.graph.all_graphs()
+    for graph in graphs:
         for node in graph:
             for value in node.outputs:
                 _forget_shape(value)
         if graph is not skeleton.graph:
             for value in graph.inputs:
                 _forget_shape(value)
-    _weights_as_inputs(skeleton.graph)
+    _weights_as_inputs(skeleton.graph, graphs)
     try:
         inferred = onnx.shape_inference.infer_shapes(serialize(skeleton), strict_mode=False, data_prop=data_prop)
     except Exception as exc:  # inference errors on exotic models must not stop optimization
@@ -90,16 +93,27 @@ def _forget_shape(value: Value) -> None:
         value.type = kept
 
 
-def _weights_as_inputs(graph: Graph) -> None:
-    for name, value in list(graph.initializers.items()):
-        tensor = value.const_value
-        if tensor.size <= MAX_INFERENCE_ELEMENTS:
-            continue
-        del graph.initializers[name]
-        value.const_value = None
-        value.set_type(tensor.dtype, tensor.shape)
-        if value not in graph.input_set:
-            graph.add_input(value)
+def _weights_as_inputs(root: Graph, graphs: list[Graph]) -> None:
+    """Large initializers become typed inputs of the root graph (skeleton only).
+
+    A subgraph's weight moves only where its name is defined nowhere else (sibling subgraphs may reuse a name, and
+    a root input would then shadow the other definition) and the subgraph does not list initializers as inputs.
+    """
+    defined = Counter(
+        value.name for graph in graphs
+        for value in (*graph.inputs, *graph.initializers.values(), *(out for node in graph for out in node.outputs))
+    )
+    for graph in graphs:
+        hoist = graph is not root and not graph.legacy_initializer_inputs
+        for name, value in list(graph.initializers.items()):
+            tensor = value.const_value
+            if tensor.size <= MAX_INFERENCE_ELEMENTS or graph is not root and (not hoist or defined[name] > 1):
+                continue
+            del graph.initializers[name]
+            value.const_value = None
+            value.set_type(tensor.dtype, tensor.shape)
+            if value not in root.input_set:
+                root.add_input(value)
 
 
 def _collect(graph: GraphProto, by_name: dict[str, TypeProto]) -> None:

@@ -1,0 +1,50 @@
+"""infer_types: large weights reach onnx as typed inputs, subgraph weights included, with the same result."""
+from __future__ import annotations
+
+import onnx
+import pytest
+
+import onnxopt.ir.shapes as shapes
+import onnxopt.passes  # noqa: F401  (registers extract_constants)
+from onnxopt.ir import infer_types
+from onnxopt.passmanager import PassContext, make_pass
+from onnxopt.testing import model_from_text
+
+BRANCHES = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[N, 40] x, bool cond) => (float[N, ?] y) {
+        y = If(cond) <then_branch = t () => (float[N, ?] ty) { w = Constant<value = float[40, 30] {%s}>()  ty = MatMul(x, w) },
+                      else_branch = e () => (float[N, ?] ey) { w2 = Constant<value = float[40, 50] {%s}>()  ey = MatMul(x, w2) }>
+    }"""
+
+
+def _model(else_name: str = "w2"):
+    text = BRANCHES % (",".join(["1"] * 1200), ",".join(["1"] * 2000))
+    model = model_from_text(text.replace("w2", else_name))
+    make_pass("extract_constants", PassContext()).call(model)  # the weights become subgraph initializers
+    return model
+
+
+def _matmul_dims(model, types):
+    return [[d.dim_value or d.dim_param for d in types[node.outputs[0]].tensor_type.shape.dim]
+            for graph in model.graph.all_graphs()[1:] for node in graph if node.op_type == "MatMul"]
+
+
+@pytest.mark.parametrize("else_name", ["w2", "w"], ids=["distinct names", "sibling branches reuse a name"])
+def test_subgraph_weights_are_typed_inputs_and_give_the_same_types(monkeypatch, else_name):
+    model = _model(else_name)
+    seen = []
+    infer = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes",
+                        lambda data, **kw: seen.append(onnx.ModelProto.FromString(data)) or infer(data, **kw))
+    types = infer_types(model)
+    assert _matmul_dims(model, types) == [["N", 30], ["N", 50]]
+    sent = seen[0]
+    hoisted = [i.name for i in sent.graph.input if i.name not in ("x", "cond")]
+    inline = [t.name for b in sent.graph.node[0].attribute for t in b.g.initializer]
+    # a name two branches define stays in its branch: a root input would shadow the other definition
+    assert (hoisted, inline) == ((["w", "w2"], []) if else_name == "w2" else ([], ["w", "w"]))
+
+    monkeypatch.setattr(shapes, "MAX_INFERENCE_ELEMENTS", 10**6)  # every weight inline: the same types
+    model.graph.inferred_types = None
+    assert infer_types(model) == types
