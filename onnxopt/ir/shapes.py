@@ -57,7 +57,7 @@ def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
         logger.info("shape inference failed: %s", exc)
         return {}
     by_name: dict[str, TypeProto] = {}
-    _collect(inferred.graph, by_name)
+    _collect(inferred.graph, by_name, nested=len(graphs) > 1)
     return {
         original: by_name[copy.name]
         for original, copy in copies.items()
@@ -116,9 +116,11 @@ def _weights_as_inputs(root: Graph, graphs: list[Graph]) -> None:
                 root.add_input(value)
 
 
-def _collect(graph: GraphProto, by_name: dict[str, TypeProto]) -> None:
+def _collect(graph: GraphProto, by_name: dict[str, TypeProto], nested: bool = True) -> None:
     for info in (*graph.value_info, *graph.output):
         by_name[info.name] = info.type
+    if not nested:
+        return  # no node holds a subgraph: reading every node's attributes would find none
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
