@@ -59,6 +59,7 @@ class Graph:
         self.revision = 0
         self.inferred_types: tuple | None = None  # onnxopt.ir.shapes' cache: (revision, data_prop, types)
         self._all_graphs: tuple[Graph, int, list[Graph]] | None = None  # (root, its revision, all_graphs())
+        self._op_kinds: tuple[Graph, int, set[tuple[str, str]]] | None = None  # (root, its revision, op_kinds())
 
     # ---- inputs, outputs, initializers -------------------------------------------------------
     @property
@@ -321,6 +322,15 @@ class Graph:
         if cached is None or cached[0] is not root or cached[1] != root.revision:
             cached = self._all_graphs = (root, root.revision, [self, *self.subgraphs()])
         return list(cached[2])
+
+    def op_kinds(self) -> set[tuple[str, str]]:
+        """(op_type, domain) of the nodes here and in nested subgraphs (computed again only after the model changed)."""
+        root = self.root()
+        cached = self._op_kinds
+        if cached is None or cached[0] is not root or cached[1] != root.revision:
+            kinds = {(node.op_type, node.domain) for graph in self.all_graphs() for node in graph}
+            cached = self._op_kinds = (root, root.revision, kinds)
+        return set(cached[2])
 
     def captured_values(self) -> list[Value]:
         """Values read inside this graph (or its subgraphs) that are defined in an outer scope."""

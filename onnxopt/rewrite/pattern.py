@@ -115,6 +115,11 @@ class Pattern:
     variables: tuple[str, ...]
     nodes: tuple[PatternNode, ...]
 
+    def fits(self, kinds: set[tuple[str, str]]) -> bool:
+        """False when a pattern node accepts none of these (op_type, normalized domain) kinds: every pattern node
+        must match a node, so the pattern cannot match in a graph holding only these."""
+        return all(any((op_type, p.domain) in kinds for op_type in p.op_types) for p in self.nodes)
+
 
 def compile_pattern(fn: Callable[..., Any]) -> Pattern:
     """Call `fn(op, *vars)` with one Var per parameter after `op` and check the result is rooted at one node."""

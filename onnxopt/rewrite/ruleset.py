@@ -6,7 +6,7 @@ from typing import ClassVar, Iterable, Sequence
 from onnxopt.ir import Model, Node, Value, infer_shapes
 from onnxopt.passmanager import Pass, PassContext, PassResult, register_pass
 from onnxopt.rewrite.matcher import Matcher, isolation_failure
-from onnxopt.rewrite.pattern import Pattern
+from onnxopt.rewrite.pattern import Pattern, normalize_domain
 from onnxopt.rewrite.rule import Failure, Match, RewriteBuilder, Rule
 
 # Failure levels: a later stage's reason says more than an earlier stage's (commuted alternatives may differ).
@@ -27,11 +27,13 @@ class RuleSet:
         context = context or PassContext()
         opset, target, explain = model.opset, context.target, context.explain
         dispatch: dict[str, list[tuple[Rule, Pattern, str]]] = {}
+        wants_shapes = False
         for rule in self.rules:
             blocked = rule.inapplicable(opset, target)
             if blocked and rule.name not in explain:
                 continue
             pattern = rule.compiled()
+            wants_shapes |= rule.needs_shapes and not blocked
             for op_type in pattern.root.op_types:
                 dispatch.setdefault(op_type, []).append((rule, pattern, blocked))
         counts: dict[str, int] = {}
@@ -40,10 +42,10 @@ class RuleSet:
         # a fixed-point pipeline runs the pass repeatedly: say each reason once
         explained = set(context.explanations) if explain else set()
         graphs = model.graph.all_graphs()
-        if any(r.needs_shapes and not b for entries in dispatch.values() for r, _, b in entries) and any(
-            node.op_type in dispatch for graph in graphs for node in graph
-        ):
+        if wants_shapes and any(node.op_type in dispatch for graph in graphs for node in graph):
             infer_shapes(model)
+        # a rule whose pattern needs an op the model lacks cannot match; rewrites only add the kinds they create
+        kinds = op_kinds(model)
         for graph in graphs:
             if graph.parent is not None and graph.parent.graph is None:
                 continue  # its node was rewritten away
@@ -52,7 +54,9 @@ class RuleSet:
                 if entries is None:
                     continue
                 for rule, pattern, blocked in entries:
-                    reason = blocked or _apply_at(rule, pattern, node, model, target)
+                    if not blocked and rule.name not in explain and not pattern.fits(kinds):
+                        continue
+                    reason = blocked or _apply_at(rule, pattern, node, model, target, kinds)
                     if not reason:
                         counts[rule.name] = counts.get(rule.name, 0) + 1
                         break
@@ -65,8 +69,14 @@ class RuleSet:
         return counts
 
 
-def _apply_at(rule: Rule, pattern: Pattern, root: Node, model: Model, target: str) -> str:
-    """Match, check and rewrite at `root`; '' when the rule fired, else the most informative reason it did not."""
+def op_kinds(model: Model) -> set[tuple[str, str]]:
+    """(op_type, normalized domain) of every node in the model, subgraphs included: what Pattern.fits reads."""
+    return {(op_type, normalize_domain(domain)) for op_type, domain in model.graph.op_kinds()}
+
+
+def _apply_at(rule: Rule, pattern: Pattern, root: Node, model: Model, target: str, kinds: set[tuple[str, str]]) -> str:
+    """Match, check and rewrite at `root`; '' when the rule fired (`kinds` then gains the created nodes' kinds),
+    else the most informative reason it did not."""
     matcher = Matcher(pattern, root)
     level, reason = -1, ""
     for binding in matcher.bindings():
@@ -81,7 +91,7 @@ def _apply_at(rule: Rule, pattern: Pattern, root: Node, model: Model, target: st
             elif not verdict:
                 failure = "check declined"
             else:
-                _replace(rule, pattern, m, model)
+                kinds.update((node.op_type, normalize_domain(node.domain)) for node in _replace(rule, pattern, m, model))
                 return ""
             stage = _CHECK
         if stage > level:
@@ -89,8 +99,9 @@ def _apply_at(rule: Rule, pattern: Pattern, root: Node, model: Model, target: st
     return reason or matcher.reason
 
 
-def _replace(rule: Rule, pattern: Pattern, m: Match, model: Model) -> None:
-    """Build the replacement before the root, re-wire the root's readers, drop dead matched nodes and weights."""
+def _replace(rule: Rule, pattern: Pattern, m: Match, model: Model) -> list[Node]:
+    """Build the replacement before the root, re-wire the root's readers, drop dead matched nodes and weights;
+    return the nodes it created."""
     root, graph = m.root, m.graph
     op = RewriteBuilder(graph)
     with graph.inserting_before(root):
@@ -127,6 +138,7 @@ def _replace(rule: Rule, pattern: Pattern, m: Match, model: Model) -> None:
         if value.is_initializer() and not value.has_uses() and not value.is_graph_output() \
                 and not value.is_graph_input():
             value.graph.remove_initializer(value)
+    return op.created
 
 
 class RewritePass(Pass):

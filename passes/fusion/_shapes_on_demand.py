@@ -14,7 +14,7 @@ from onnxopt.ir import Model, infer_shapes
 from onnxopt.passmanager import PassResult, register_pass
 from onnxopt.rewrite import Rule, RuleSet
 from onnxopt.rewrite.matcher import Matcher, isolation_failure
-from onnxopt.rewrite.ruleset import RewritePass
+from onnxopt.rewrite.ruleset import RewritePass, op_kinds
 
 
 class ShapesOnDemandPass(RewritePass):
@@ -38,6 +38,8 @@ def _untyped_match(rule: Rule, model: Model, target: str) -> bool:
         return False
     rule_typed_nodes = getattr(rule, "typed_nodes", ())
     pattern = rule.compiled()
+    if not pattern.fits(op_kinds(model)):
+        return False  # the model lacks one of the pattern's ops
     for graph in model.graph.all_graphs():
         for node in graph:
             if node.op_type not in pattern.root.op_types:

@@ -124,3 +124,13 @@ def test_infer_shapes_bumps_the_revision_only_when_it_records_a_new_type():
     revision = model.graph.revision
     assert infer_shapes(model)  # the same types again
     assert model.graph.revision == revision
+
+
+def test_op_kinds_follow_edits_in_subgraphs_too():
+    model, relu, neg, if_ = _model()
+    assert model.graph.op_kinds() == {("Relu", ""), ("Neg", ""), ("If", ""), ("Abs", ""), ("Sigmoid", "")}
+    kinds = model.graph.op_kinds()
+    kinds.add(("Gone", ""))  # the caller's copy
+    if_.attr("then_branch").nodes[0].op_type = "Tanh"
+    neg.domain = "custom"
+    assert model.graph.op_kinds() == {("Relu", ""), ("Neg", "custom"), ("If", ""), ("Tanh", ""), ("Sigmoid", "")}

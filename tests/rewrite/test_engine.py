@@ -461,3 +461,58 @@ def test_two_outputs_of_one_intermediate():
     assert counts == {"split_add": 1}
     assert notes == ["split_add at node z (Add): input 1 is output 0 of Split, not output 1"]
     assert_same_outputs(original, model)
+
+
+class SigmoidToTanh(Rule):
+    """Sigmoid(x) → Tanh(x) (test rule: creates the op ReluOfTanh matches)."""
+
+    name = "sigmoid_to_tanh"
+
+    def pattern(self, op, x):
+        return op.Sigmoid(x)
+
+    def rewrite(self, op, m):
+        return op.Tanh(m["x"])
+
+
+class ReluOfTanh(Rule):
+    """Relu(Tanh(x)) → Tanh(x) (test rule)."""
+
+    name = "relu_of_tanh"
+
+    def pattern(self, op, x):
+        return op.Relu(op.Tanh(x))
+
+    def rewrite(self, op, m):
+        return op.Tanh(m["x"])
+
+
+def test_pattern_fits_only_kinds_that_hold_every_pattern_op():
+    pattern = compile_pattern(ReluOfTanh().pattern)
+    assert pattern.fits({("Relu", ""), ("Tanh", "")})
+    assert not pattern.fits({("Relu", ""), ("Sigmoid", "")})
+    assert not pattern.fits({("Relu", ""), ("Tanh", "com.example")})
+    assert compile_pattern(lambda op, x: op.node(("AveragePool", "MaxPool"), x)).fits({("MaxPool", "")})
+
+
+def test_a_rule_whose_ops_are_missing_is_not_tried_unless_explained_or_created_meanwhile(monkeypatch):
+    import onnxopt.rewrite.ruleset as ruleset
+
+    tried = []
+    apply_at = ruleset._apply_at
+    monkeypatch.setattr(ruleset, "_apply_at", lambda rule, *args: tried.append(rule.name) or apply_at(rule, *args))
+    text = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[2] x) => (float[2] y) {
+      a = Sigmoid(x)
+      y = Relu(a)
+    }"""
+    model = model_from_text(text.replace("Sigmoid", "Abs"))
+    assert RuleSet([ReluOfTanh()]).apply(model) == {} and tried == []  # no Tanh anywhere
+    _, notes = explain(ReluOfTanh(), model=model)
+    assert tried == ["relu_of_tanh"] and notes == ["relu_of_tanh at node y (Relu): input 0 is produced by Abs, not Tanh"]
+
+    tried.clear()
+    model = model_from_text(text)  # Sigmoid becomes Tanh before the walk reaches the Relu
+    assert RuleSet([SigmoidToTanh(), ReluOfTanh()]).apply(model) == {"sigmoid_to_tanh": 1, "relu_of_tanh": 1}
+    assert op_histogram(model) == {"Tanh": 1}
