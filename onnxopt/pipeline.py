@@ -66,7 +66,7 @@ def optimize(
     if target == "ort-cpu":
         passes = [*expand_pipeline(passes), LAYOUT_PASS]
     context = PassContext(
-        target="ort" if target == "ort-cpu" else target,
+        target=target,
         fold_max_bytes=fold_max_bytes,
         input_shapes={k: tuple(v) for k, v in (input_shapes or {}).items()},
         explain=frozenset(explain),

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from onnxopt.rewrite.matcher import describe
 from onnxopt.rewrite.pattern import Pattern, PatternBuilder, Var, compile_pattern
-from onnxopt.rewrite.rule import Failure, Match, RewriteBuilder, Rule, make_rule
+from onnxopt.rewrite.rule import ORT_TARGETS, Failure, Match, RewriteBuilder, Rule, make_rule
 from onnxopt.rewrite.ruleset import RewritePass, RuleSet, rule_pass
 
 __all__ = [
-    "Failure", "Match", "Pattern", "PatternBuilder", "RewriteBuilder", "RewritePass", "Rule", "RuleSet", "Var",
+    "ORT_TARGETS", "Failure", "Match", "Pattern", "PatternBuilder", "RewriteBuilder", "RewritePass", "Rule", "RuleSet", "Var",
     "compile_pattern", "describe", "make_rule", "rule_pass",
 ]

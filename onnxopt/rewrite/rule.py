@@ -24,6 +24,9 @@ class Failure:
         return f"Failure({self.reason!r})"
 
 
+ORT_TARGETS = ("ort", "ort-cpu")  # targets whose models may hold onnxruntime contrib ops
+
+
 class Match:
     """One place a pattern matched: `m["x"]` is the Value bound to variable x, `m.node("Conv")` a matched node."""
 
@@ -82,7 +85,8 @@ class Rule:
     """A rewrite rule: `pattern(op, *vars)` describes the subgraph, `check(m)` accepts it, `rewrite(op, m)` replaces it.
 
     Class attributes: `name` (snake_case, also the pass name), `min_opset`/`max_opset` (the default-domain opsets in
-    which the rule may emit its ops), `requires_ort` (only with target "ort"), `needs_shapes` (run shape inference
+    which the rule may emit its ops), `requires_ort` (only with target "ort" or "ort-cpu"), `cpu_only` (only with
+    target "ort-cpu": ops that onnxruntime's other providers reject or run slower), `needs_shapes` (run shape inference
     before matching), `domain_opsets` (versions to import for non-default domains the rewrite emits).
     """
 
@@ -90,6 +94,7 @@ class Rule:
     min_opset: ClassVar[int] = 1
     max_opset: ClassVar[int | None] = None
     requires_ort: ClassVar[bool] = False
+    cpu_only: ClassVar[bool] = False
     needs_shapes: ClassVar[bool] = False
     domain_opsets: ClassVar[dict[str, int]] = {}
 
@@ -121,8 +126,10 @@ class Rule:
             return f"the rule needs opset >= {cls.min_opset}, the model has {opset}"
         if cls.max_opset is not None and opset > cls.max_opset:
             return f"the rule needs opset <= {cls.max_opset}, the model has {opset}"
-        if cls.requires_ort and target != "ort":
+        if cls.requires_ort and target not in ORT_TARGETS:
             return f"the rule emits onnxruntime-only ops and needs --target ort (target is {target!r})"
+        if cls.cpu_only and target != "ort-cpu":
+            return f"the rule emits ops only onnxruntime's CPU provider runs well and needs --target ort-cpu (target is {target!r})"
         return ""
 
 

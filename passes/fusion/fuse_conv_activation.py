@@ -1,4 +1,9 @@
-"""Conv (plus a same-shape residual Add) followed by an activation → com.microsoft FusedConv (--target ort only)."""
+"""Conv (plus a same-shape residual Add) followed by an activation → com.microsoft FusedConv (--target ort-cpu only).
+
+Only onnxruntime's CPU provider runs FusedConv well: CUDA's kernel rejects every activation but Relu at session
+creation, and runs even Relu FusedConvs slower than the Conv + Relu it fuses itself (ResNet-50 on an H200:
+1.9× the plain model's latency; benchmarks/results/gpu.md). So the rules need the CPU target.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +23,7 @@ class FuseConvActivation(Rule):
 
     name = "fuse_conv_activation"
     requires_ort = True
+    cpu_only = True
     needs_shapes = True
     domain_opsets = {MS: 1}
 
@@ -40,6 +46,7 @@ class FuseConvAddActivation(Rule):
 
     name = "fuse_conv_add_activation"
     requires_ort = True
+    cpu_only = True
     needs_shapes = True
     typed_nodes = ("Conv",)  # its output's shape must be the added value's
     domain_opsets = {MS: 1}
@@ -92,5 +99,5 @@ def fused_conv(op, m, *extra):
 
 shapes_on_demand_pass(
     (FuseConvActivation, FuseConvAddActivation), "fuse_conv_activation",
-    "Conv (+ same-shape Add) + Relu/Sigmoid/Tanh/LeakyRelu/Clip/HardSigmoid → com.microsoft FusedConv (--target ort).",
+    "Conv (+ same-shape Add) + Relu/Sigmoid/Tanh/LeakyRelu/Clip/HardSigmoid → com.microsoft FusedConv (--target ort-cpu).",
 )

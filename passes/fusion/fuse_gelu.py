@@ -11,7 +11,7 @@ import numpy as np
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, is_scalar, rank, shape_of
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import ORT_TARGETS, Rule
 
 GELU_OPSET = 20
 MS = "com.microsoft"
@@ -46,7 +46,7 @@ class FuseGelu(Rule):
 
     def check(self, m):
         x = m["x"]
-        if m.opset < GELU_OPSET and m.target != "ort":
+        if m.opset < GELU_OPSET and m.target not in ORT_TARGETS:
             return m.fail(f"Gelu needs opset >= {GELU_OPSET}, the model has {m.opset} "
                           f"(--target ort would write com.microsoft Gelu/FastGelu)")
         reason = float_type_reason(x)
@@ -72,7 +72,7 @@ class FuseGelu(Rule):
 
     def rewrite(self, op, m):
         x = m["x"]
-        if m.target == "ort" and not float_type_reason(x, ORT_TYPES):
+        if m.target in ORT_TARGETS and not float_type_reason(x, ORT_TYPES):
             return op.Gelu(x, _domain=MS) if self.form == "erf" else op.FastGelu(x, _domain=MS)
         return op.Gelu(x) if self.form == "erf" else op.Gelu(x, approximate="tanh")
 

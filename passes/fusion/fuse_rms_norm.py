@@ -14,7 +14,7 @@ from onnxopt.passes.fusion._decomposed import (
     spellings, square, trailing_axis, trailing_dims, trailing_factor,
 )
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import ORT_TARGETS, Rule
 
 RMS_NORM_OPSET = 23
 RMS_NORM_OPS = ("RMSNormalization", "SimplifiedLayerNormalization")
@@ -33,7 +33,7 @@ class FuseRmsNorm(Rule):
         return divide(op, x, op.Sqrt(op.Add(mean_square, eps, _commute=True)), one, self.division)
 
     def check(self, m):
-        if m.opset < RMS_NORM_OPSET and m.target != "ort":
+        if m.opset < RMS_NORM_OPSET and m.target not in ORT_TARGETS:
             return m.fail(f"RMSNormalization needs opset >= {RMS_NORM_OPSET}, the model has {m.opset} "
                           f"(--target ort would write onnxruntime's SimplifiedLayerNormalization)")
         x = m["x"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, float_type_reason, scalar
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import ORT_TARGETS, Rule
 
 SWISH_OPSET = 24
 MS = "com.microsoft"
@@ -52,7 +52,7 @@ def _emit_reason(m) -> str:
     x = m["x"]
     if m.opset == SWISH_OPSET:
         reason = float_type_reason(x)
-    elif m.target == "ort":
+    elif m.target in ORT_TARGETS:
         reason = float_type_reason(x, ORT_TYPES)
     else:
         # ONNX Runtime registers its Swish kernel for opset 24 only: a Swish at 25+ would not load there
