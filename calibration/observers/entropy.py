@@ -8,6 +8,7 @@ import numpy as np
 
 from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT, INTEGER_BITS, Observer, grid_steps
 from onnxopt.calibration.observers.histogram import HistogramObserver
+from onnxopt.calibration.observers.mse import expected_error, mse_range
 
 
 MAX_CLIPPED = 1e-3  # the largest fraction of values a threshold may clip
@@ -21,6 +22,11 @@ class EntropyObserver(Observer):
     over the whole range, so one-sided data (ReLU, sigmoid) gets all 255 uint8 steps on [0, t] and data
     symmetric about zero half of them. TensorRT's 128 levels are the symmetric int8 case; using them for
     one-sided uint8 data would count twice the real rounding noise and clip far too much.
+
+    KL divergence compares shapes, not magnitudes: it will clip a long tail of large values whose squared
+    error outweighs all the rounding noise the narrower grid saves (yolov8n's SiLU outputs lost 60% of their
+    range). So a threshold whose expected quantization + clipping error is worse than the full range's is
+    widened to the MSE-optimal range where that is wider: it never clips more than minimising the error would.
     """
 
     method = "entropy"
@@ -56,7 +62,7 @@ class EntropyObserver(Observer):
         return self
 
     def range(self) -> tuple[float, float]:
-        """The KL-optimal range."""
+        """The KL-optimal range, widened where its expected error exceeds the full range's (see the class)."""
         counts, width = self.histogram.abs_histogram()
         if counts.size == 0:
             return 0.0, 0.0
@@ -70,10 +76,20 @@ class EntropyObserver(Observer):
         kept = np.cumsum(counts) >= (1.0 - MAX_CLIPPED) * counts.sum()
         first = int(np.argmax(kept)) + 1
         threshold = min(kl_threshold(counts, self._levels(width, counts.size), first) * width, self.histogram.abs_max())
-        if self.histogram.symmetric:
-            return -threshold, threshold
         lo, hi = self.histogram.range()
-        return max(lo, -threshold), min(hi, threshold)
+        kl = (-threshold, threshold) if self.histogram.symmetric else (max(lo, -threshold), min(hi, threshold))
+        return self._guarded(kl)
+
+    def _guarded(self, kl: tuple[float, float]) -> tuple[float, float]:
+        """The KL range, widened to the MSE-optimal one when its expected error exceeds the full range's."""
+        hist, steps = self.histogram, self.steps
+        full = hist.range()
+        # The quantizer widens every range to hold zero; the expected error is that of the range it uses.
+        error = [float(expected_error(hist, steps, min(a, 0.0), max(b, 0.0))) for a, b in (kl, full)]
+        if error[0] <= error[1]:
+            return kl
+        lo, hi = mse_range(hist, steps)
+        return min(kl[0], max(lo, full[0])), max(kl[1], min(hi, full[1]))
 
     def _levels(self, width: float, size: int) -> np.ndarray:
         """For thresholds of 1 … size bins, how many quantization levels fall on [0, t]."""

@@ -55,24 +55,7 @@ class MSEObserver(Observer):
 
     def range(self) -> tuple[float, float]:
         """The MSE-optimal range."""
-        hist = self.histogram
-        if hist.abs_max() == 0.0:
-            return 0.0, 0.0
-        used = np.flatnonzero(hist.counts)
-        counts = hist.counts[used].astype(np.float64)
-        centers = np.clip((used + hist.offset + 0.5) * hist.width, hist.min, hist.max)
-        if hist.symmetric:
-            t = _candidates(hist.abs_max(), hist.width, 4 * _CANDIDATES)
-            lo, hi = -t, t
-        else:
-            lo = _candidates(min(hist.min, 0.0), hist.width, _CANDIDATES)[:, None]
-            hi = _candidates(max(hist.max, 0.0), hist.width, _CANDIDATES)[None, :]
-        below, below_err = _clip_below(centers, counts, lo)
-        above, above_err = _clip_above(centers, counts, hi)
-        inside = counts.sum() - below - above
-        error = inside * ((hi - lo) / self.steps) ** 2 / 12.0 + below_err + above_err
-        best = np.unravel_index(int(np.argmin(error)), error.shape)
-        return float(np.broadcast_to(lo, error.shape)[best]), float(np.broadcast_to(hi, error.shape)[best])
+        return mse_range(self.histogram, self.steps)
 
     def state_settings(self) -> dict[str, Any]:
         """dtype, reduce_range and the histogram's settings."""
@@ -93,6 +76,35 @@ class MSEObserver(Observer):
         obs = cls(dtype=state["dtype"], reduce_range=state["reduce_range"])
         obs.histogram = HistogramObserver.from_state(state["histogram"])
         return obs
+
+
+def mse_range(hist: HistogramObserver, steps: int) -> tuple[float, float]:
+    """The range [lo, hi] (lo ≤ 0 ≤ hi; [-t, t] when the histogram is symmetric) whose quantization into
+    ``steps`` steps has the least expected squared error on the histogram's values."""
+    if hist.abs_max() == 0.0:
+        return 0.0, 0.0
+    if hist.symmetric:
+        t = _candidates(hist.abs_max(), hist.width, 4 * _CANDIDATES)
+        lo, hi = -t, t
+    else:
+        lo = _candidates(min(hist.min, 0.0), hist.width, _CANDIDATES)[:, None]
+        hi = _candidates(max(hist.max, 0.0), hist.width, _CANDIDATES)[None, :]
+    error = expected_error(hist, steps, lo, hi)
+    best = np.unravel_index(int(np.argmin(error)), error.shape)
+    return float(np.broadcast_to(lo, error.shape)[best]), float(np.broadcast_to(hi, error.shape)[best])
+
+
+def expected_error(hist: HistogramObserver, steps: int, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
+    """The summed squared error of quantizing the histogram's values into ``steps`` steps on [lo, hi] (lo ≤ 0 ≤ hi,
+    arrays broadcast): values inside add the rounding noise scale²/12, values outside their clipping error."""
+    used = np.flatnonzero(hist.counts)
+    counts = hist.counts[used].astype(np.float64)
+    centers = np.clip((used + hist.offset + 0.5) * hist.width, hist.min, hist.max)
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    below, below_err = _clip_below(centers, counts, lo)
+    above, above_err = _clip_above(centers, counts, hi)
+    inside = counts.sum() - below - above
+    return inside * ((hi - lo) / steps) ** 2 / 12.0 + below_err + above_err
 
 
 def _candidates(bound: float, width: float, most: int) -> np.ndarray:
