@@ -202,6 +202,8 @@ def _add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimize-for", choices=("latency",), help="keep node groups float where int8 is not faster")
     p.add_argument("--no-latency-check", action="store_true", help="skip the final fp32 vs int8 timing")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads for the latency measurements (0: ORT default)")
+    p.add_argument("--provider", default="cpu",
+                   help="execution provider the latency check and --optimize-for latency measure on (default cpu)")
     p.add_argument("--no-prepare", action="store_true", help="do not fold/clean up/fuse before quantizing")
     p.add_argument("--report", metavar="FILE",
                    help="benchmark input vs output and write it with the quantization report (.md, .json, .html, .txt)")
@@ -233,7 +235,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
         symmetric_activations=args.symmetric_activations, reduce_range=args.reduce_range,
         exclude_nodes=args.exclude_nodes or (), exclude_ops=args.exclude_ops or (), include_ops=args.include_ops,
         target_sqnr=args.target_sqnr, optimize_for=args.optimize_for, latency_check=not args.no_latency_check,
-        threads=args.threads, prepare=not args.no_prepare, progress=False if args.quiet else None,
+        threads=args.threads, provider=args.provider, prepare=not args.no_prepare, progress=False if args.quiet else None,
     )
     save(model, args.output, external_data=args.external_data)
     if not args.quiet:

@@ -56,6 +56,10 @@ def quantize(
     `config`. `preprocess` is a calibration.images.Preprocess for image directories.
     """
     config = config.replace(**options) if config is not None and options else config or QuantConfig.from_options(**options)
+    if config.latency_check or config.optimize_for == "latency":
+        from onnxopt.bench.providers import check_available
+
+        check_available([config.provider])  # before the work, not after it
     started = time.perf_counter()
     model = load(model) if not isinstance(model, Model) else model.clone()
     report = QuantReport(mode=config.mode, method=config.method if config.mode == "static" else None)

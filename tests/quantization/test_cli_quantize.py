@@ -81,3 +81,17 @@ def test_user_errors_exit_2_with_one_line(cnn_files, tmp_path, capsys, extra, me
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "q.onnx").exists()
+
+
+@pytest.mark.parametrize("provider,message", [
+    ("gpu", "provider must be one of cpu, cuda"),
+    ("openvino", "execution provider 'openvino' is not available in this onnxruntime build"),
+])
+def test_unknown_or_missing_provider_fails_before_quantizing(cnn_files, tmp_path, capsys, provider, message):
+    if provider == "openvino" and "OpenVINOExecutionProvider" in __import__("onnxruntime").get_available_providers():
+        pytest.skip("this onnxruntime build has the OpenVINO provider")
+    path, data = cnn_files
+    code = main(["quantize", str(path), "-o", str(tmp_path / "q.onnx"), "--data", str(data), "--provider", provider])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "q.onnx").exists()
