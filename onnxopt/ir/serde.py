@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import BinaryIO, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 import onnx
-from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto
 
 from onnxopt.errors import ModelLoadError, OutputPathError
 from onnxopt.ir.graph import Graph, gc_paused
@@ -235,10 +236,20 @@ def _part_bytes(part: Part) -> bytes | memoryview:
     return part.SerializeToString() if isinstance(part, TensorProto) else part
 
 
-def serialize(model: Model) -> bytes:
-    """The model as protobuf bytes, all data inline (for sessions and small models)."""
+@dataclass(frozen=True)
+class WriteView:
+    """Edits serialize() applies while writing instead of to a copy of the model (shape inference's skeleton):
+    every value is written with the type `type_of` gives, and the initializers in `weights` (of any graph) as typed
+    inputs of the main graph."""
+
+    type_of: Callable[[Value], TypeProto | None]
+    weights: dict[Value, None]
+
+
+def serialize(model: Model, view: WriteView | None = None) -> bytes:
+    """The model as protobuf bytes, all data inline (for sessions and small models), as `view` shows it if given."""
     with gc_paused():
-        return b"".join(_part_bytes(part) for part in _model_parts(model, None, ""))
+        return b"".join(_part_bytes(part) for part in _model_parts(model, None, "", view=view))
 
 
 def to_proto(model: Model) -> ModelProto:
@@ -309,7 +320,8 @@ def _field(number: int, payload_len: int) -> bytes:
 
 
 def _model_parts(
-    model: Model, data_stream: BinaryIO | None, location: str, size_threshold: int = 1024
+    model: Model, data_stream: BinaryIO | None, location: str, size_threshold: int = 1024,
+    view: WriteView | None = None,
 ) -> Iterator[Part]:
     shell = ModelProto(
         **_present(
@@ -329,24 +341,28 @@ def _model_parts(
     if model.configuration:
         shell.configuration.extend(model.configuration)
     yield shell.SerializeToString()
-    graph_parts = list(_graph_parts(model.graph, data_stream, location, size_threshold))
+    graph_parts = list(_graph_parts(model.graph, data_stream, location, size_threshold, view))
     yield _field(7, sum(map(_part_len, graph_parts)))
     yield from graph_parts
 
 
 def _graph_parts(
-    graph: Graph, data_stream: BinaryIO | None, location: str, size_threshold: int
+    graph: Graph, data_stream: BinaryIO | None, location: str, size_threshold: int, view: WriteView | None = None
 ) -> Iterator[Part]:
-    yield _graph_shell_bytes(graph)
-    yield _nodes_bytes(graph)
-    yield from _initializer_parts(graph, data_stream, location, size_threshold)
+    """The main graph's parts (a view's weights join its inputs), or a standalone subgraph's."""
+    weights = [w for w in view.weights if w not in graph.input_set] if view is not None else []
+    yield _graph_shell_bytes(graph, view, weights)
+    yield _nodes_bytes(graph, view)
+    yield from _initializer_parts(graph, data_stream, location, size_threshold, view)
 
 
 def _initializer_parts(
-    graph: Graph, data_stream: BinaryIO | None, location: str, size_threshold: int
+    graph: Graph, data_stream: BinaryIO | None, location: str, size_threshold: int, view: WriteView | None = None
 ) -> Iterator[Part]:
     small: list[bytes] = []  # consecutive small initializers, serialized now and written as one part
     for name, value in graph.initializers.items():
+        if view is not None and value in view.weights:
+            continue
         tensor = value.const_value
         # string tensors have no raw byte form, so they cannot live in external data (onnx agrees)
         if data_stream is not None and tensor.nbytes >= size_threshold and tensor.dtype != TensorProto.STRING:
@@ -374,34 +390,40 @@ def graph_to_proto(graph: Graph) -> GraphProto:
     return GraphProto.FromString(b"".join(_part_bytes(p) for p in _graph_parts(graph, None, "", 0)))
 
 
-def _value_info(value: Value) -> onnx.ValueInfoProto:
+def _type(value: Value, view: WriteView | None) -> TypeProto | None:
+    return value.type if view is None else view.type_of(value)
+
+
+def _value_info(value: Value, view: WriteView | None) -> onnx.ValueInfoProto:
     info = onnx.ValueInfoProto(**_present(name=value.name, doc_string=value.doc_string))
-    if value.type is not None:
-        info.type.CopyFrom(value.type)
+    type_ = _type(value, view)
+    if type_ is not None:
+        info.type.CopyFrom(type_)
     return info
 
 
-def _graph_shell_bytes(graph: Graph) -> bytes:
+def _graph_shell_bytes(graph: Graph, view: WriteView | None = None, extra_inputs: Sequence[Value] = ()) -> bytes:
     """Everything in the GraphProto but nodes and initializers; value_info entries are encoded directly (hot path)."""
-    return _graph_shell(graph).SerializeToString() + _value_infos_bytes(graph)
+    return _graph_shell(graph, view, extra_inputs).SerializeToString() + _value_infos_bytes(graph, view)
 
 
-def _value_infos_bytes(graph: Graph) -> bytes:
+def _value_infos_bytes(graph: Graph, view: WriteView | None) -> bytes:
     chunks = []
     interface = graph.input_set | graph.output_set
     for node in graph:
         for value in node.outputs:
-            if value.type is not None and value not in interface:
-                chunks.append(_value_info_bytes(value))
+            type_ = _type(value, view)
+            if type_ is not None and value not in interface:
+                chunks.append(_value_info_bytes(value, type_))
     for info in graph.orphan_value_info:
         data = info.SerializeToString()
         chunks += (_field(13, len(data)), data)
     return b"".join(chunks)
 
 
-def _subgraph_bytes(graph: Graph) -> bytes:
+def _subgraph_bytes(graph: Graph, view: WriteView | None) -> bytes:
     """A subgraph's GraphProto bytes, data inline, fields in number order (what serializing its GraphProto gives)."""
-    middle = _graph_shell(graph)  # doc_string (10), input (11), output (12) once the rest is moved out
+    middle = _graph_shell(graph, view)  # doc_string (10), input (11), output (12) once the rest is moved out
     head = GraphProto(**_present(name=middle.name))  # name (2)
     middle.ClearField("name")
     tail = GraphProto()  # quantization_annotation (14), sparse_initializer (15), metadata_props (16)
@@ -409,19 +431,19 @@ def _subgraph_bytes(graph: Graph) -> bytes:
         getattr(tail, field).extend(getattr(middle, field))
         middle.ClearField(field)
     return b"".join((
-        _nodes_bytes(graph), head.SerializeToString(),
-        *map(_part_bytes, _initializer_parts(graph, None, "", 0)),
-        middle.SerializeToString(), _value_infos_bytes(graph), tail.SerializeToString(),
+        _nodes_bytes(graph, view), head.SerializeToString(),
+        *map(_part_bytes, _initializer_parts(graph, None, "", 0, view)),
+        middle.SerializeToString(), _value_infos_bytes(graph, view), tail.SerializeToString(),
     ))
 
 
-def _value_info_bytes(value: Value) -> bytes:
+def _value_info_bytes(value: Value, type_: TypeProto) -> bytes:
     """GraphProto.value_info (field 13) entry: ValueInfoProto name (1), type (2), doc_string (3)."""
     body = b""
     if value.name:
         name = value.name.encode()
         body += _field(1, len(name)) + name
-    data = value.type.SerializeToString()
+    data = type_.SerializeToString()
     body += _field(2, len(data)) + data
     if value.doc_string:
         doc = value.doc_string.encode()
@@ -429,39 +451,40 @@ def _value_info_bytes(value: Value) -> bytes:
     return _field(13, len(body)) + body
 
 
-def _graph_shell(graph: Graph) -> GraphProto:
+def _graph_shell(graph: Graph, view: WriteView | None = None, extra_inputs: Sequence[Value] = ()) -> GraphProto:
     shell = GraphProto(**_present(name=graph.name, doc_string=graph.doc_string))
-    shell.input.extend(_value_info(v) for v in graph.inputs)
+    shell.input.extend(_value_info(v, view) for v in (*graph.inputs, *extra_inputs))
     if graph.legacy_initializer_inputs:
         # IR < 4 requires every initializer to be a graph input too; new ones (folded weights) join the list
         for value in graph.initializers.values():
-            if value not in graph.input_set:
+            if value not in graph.input_set and (view is None or value not in view.weights):
                 info = shell.input.add(name=value.name)
                 info.type.CopyFrom(onnx.helper.make_tensor_type_proto(value.const_value.dtype, value.const_value.shape))
-    shell.output.extend(_value_info(v) for v in graph.outputs)
+    shell.output.extend(_value_info(v, view) for v in graph.outputs)
     shell.sparse_initializer.extend(graph.sparse_initializers)
     shell.quantization_annotation.extend(graph.quantization_annotation)
     shell.metadata_props.extend(graph.metadata_props)
     return shell
 
 
-def _nodes_bytes(graph: Graph) -> bytes:
-    """GraphProto field 1 (node) for every node; unchanged nodes reuse the NodeProto they were loaded from."""
+def _nodes_bytes(graph: Graph, view: WriteView | None = None) -> bytes:
+    """GraphProto field 1 (node) for every node; unchanged nodes reuse their NodeProto (loaded or built before)."""
     chunks = []
     for node in graph:
         proto = node.proto
         if proto is not None:
             data = proto.SerializeToString()
         elif node.subgraphs():
-            data = _holder_bytes(node)
+            data = _holder_bytes(node, view)
         else:
-            data = node_to_proto(node).SerializeToString()
+            node.proto = proto = node_to_proto(node)  # valid until the node changes (see Node.proto)
+            data = proto.SerializeToString()
         chunks.append(_field(1, len(data)))
         chunks.append(data)
     return b"".join(chunks)
 
 
-def _holder_bytes(node: Node) -> bytes:
+def _holder_bytes(node: Node, view: WriteView | None = None) -> bytes:
     """node_to_proto(node).SerializeToString() for a node holding subgraphs, with the subgraphs' bytes written in
     place: building them as protos copies each nested level several times (parse, attribute, append, serialize)."""
     head = NodeProto(
@@ -472,9 +495,9 @@ def _holder_bytes(node: Node) -> bytes:
     chunks = [head.SerializeToString()]  # fields 1-4; attributes are field 5, the rest follow (field order)
     for name, value in node.attrs.items():
         if isinstance(value, Graph):
-            data = _graph_attribute_bytes(name, AttributeProto.GRAPH, 6, (value,))
+            data = _graph_attribute_bytes(name, AttributeProto.GRAPH, 6, (value,), view)
         elif isinstance(value, tuple):
-            data = _graph_attribute_bytes(name, AttributeProto.GRAPHS, 11, value)
+            data = _graph_attribute_bytes(name, AttributeProto.GRAPHS, 11, value, view)
         else:
             data = value.SerializeToString()
         chunks += (_field(5, len(data)), data)
@@ -486,12 +509,14 @@ def _holder_bytes(node: Node) -> bytes:
     return b"".join(chunks)
 
 
-def _graph_attribute_bytes(name: str, kind: int, number: int, graphs: tuple[Graph, ...]) -> bytes:
+def _graph_attribute_bytes(
+    name: str, kind: int, number: int, graphs: tuple[Graph, ...], view: WriteView | None
+) -> bytes:
     """AttributeProto bytes: name (field 1), each graph (field `number`: 6 for g, 11 for graphs), type (field 20)."""
     encoded = name.encode()
     chunks = [_field(1, len(encoded)), encoded]
     for graph in graphs:
-        data = _subgraph_bytes(graph)
+        data = _subgraph_bytes(graph, view)
         chunks += (_field(number, len(data)), data)
     chunks.append(bytes((20 << 3, 1, kind)))  # field 20 as a varint (tag 160 takes two bytes); kind < 128
     return b"".join(chunks)

@@ -1,16 +1,16 @@
 """Shape inference that trusts only the model's inputs and constants, and records types on the IR's Values."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import Counter
 
 import onnx
 from onnx import GraphProto, TypeProto
+from onnx.helper import make_tensor_type_proto
 
 from onnxopt.ir.graph import Graph
 from onnxopt.ir.model import Model
-from onnxopt.ir.serde import serialize
+from onnxopt.ir.serde import WriteView, serialize
 from onnxopt.ir.value import Value
 
 logger = logging.getLogger(__name__)
@@ -40,29 +40,28 @@ def infer_types(model: Model, data_prop: bool = True) -> dict[Value, TypeProto]:
 
 
 def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
-    copies: dict[Value, Value] = {}
-    skeleton = dataclasses.replace(model, graph=model.graph.clone(copies))
-    graphs = skeleton.graph.all_graphs()
-    for graph in graphs:
-        for node in graph:
-            for value in node.outputs:
-                _forget_shape(value)
-        if graph is not skeleton.graph:
-            for value in graph.inputs:
-                _forget_shape(value)
-    _weights_as_inputs(skeleton.graph, graphs)
+    graphs = model.graph.all_graphs()
+    weights = _large_weights(model.graph, graphs)
+    subgraph_inputs = {value for graph in graphs[1:] for value in graph.inputs}
+
+    def skeleton_type(value: Value) -> TypeProto | None:
+        weight = weights.get(value)
+        if weight is not None:
+            return weight
+        if value.producer() is not None or value in subgraph_inputs:
+            return _without_shape(value.type)
+        return value.type
+
     try:
-        inferred = onnx.shape_inference.infer_shapes(serialize(skeleton), strict_mode=False, data_prop=data_prop)
+        skeleton = serialize(model, WriteView(skeleton_type, dict.fromkeys(weights)))
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=data_prop)
     except Exception as exc:  # inference errors on exotic models must not stop optimization
         logger.info("shape inference failed: %s", exc)
         return {}
     by_name: dict[str, TypeProto] = {}
     _collect(inferred.graph, by_name, nested=len(graphs) > 1)
-    return {
-        original: by_name[copy.name]
-        for original, copy in copies.items()
-        if copy.producer() is not None and copy.name in by_name
-    }
+    return {value: by_name[value.name] for graph in graphs for node in graph for value in node.outputs
+            if value.name in by_name}
 
 
 def infer_shapes(model: Model, data_prop: bool = True) -> bool:
@@ -85,35 +84,37 @@ def infer_shapes(model: Model, data_prop: bool = True) -> bool:
     return bool(types)
 
 
-def _forget_shape(value: Value) -> None:
-    if value.type is not None and value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
-        kept = TypeProto()
-        kept.CopyFrom(value.type)
-        kept.tensor_type.ClearField("shape")
-        value.type = kept
+def _without_shape(type_: TypeProto | None) -> TypeProto | None:
+    if type_ is None or not type_.HasField("tensor_type") or not type_.tensor_type.HasField("shape"):
+        return type_
+    kept = TypeProto()
+    kept.CopyFrom(type_)
+    kept.tensor_type.ClearField("shape")
+    return kept
 
 
-def _weights_as_inputs(root: Graph, graphs: list[Graph]) -> None:
-    """Large initializers become typed inputs of the root graph (skeleton only).
+def _large_weights(root: Graph, graphs: list[Graph]) -> dict[Value, TypeProto]:
+    """The initializers inference receives as typed inputs of the root graph, with those types.
 
     A subgraph's weight moves only where its name is defined nowhere else (sibling subgraphs may reuse a name, and
     a root input would then shadow the other definition) and the subgraph does not list initializers as inputs.
     """
     defined = Counter(
-        value.name for graph in graphs
+        value.name for graph in graphs[1:]
         for value in (*graph.inputs, *graph.initializers.values(), *(out for node in graph for out in node.outputs))
     )
+    if defined:
+        defined.update(value.name for value in (*root.inputs, *root.initializers.values(),
+                                                *(out for node in root for out in node.outputs)))
+    weights: dict[Value, TypeProto] = {}
     for graph in graphs:
         hoist = graph is not root and not graph.legacy_initializer_inputs
-        for name, value in list(graph.initializers.items()):
+        for name, value in graph.initializers.items():
             tensor = value.const_value
             if tensor.size <= MAX_INFERENCE_ELEMENTS or graph is not root and (not hoist or defined[name] > 1):
                 continue
-            del graph.initializers[name]
-            value.const_value = None
-            value.set_type(tensor.dtype, tensor.shape)
-            if value not in root.input_set:
-                root.add_input(value)
+            weights[value] = make_tensor_type_proto(tensor.dtype, list(tensor.shape))
+    return weights
 
 
 def _collect(graph: GraphProto, by_name: dict[str, TypeProto], nested: bool = True) -> None:

@@ -126,7 +126,7 @@ def test_failed_save_leaves_no_temp_file_and_keeps_the_old_output(tmp_path, monk
     target = tmp_path / "m.onnx"
     target.write_bytes(b"previous contents")
 
-    def broken(graph):
+    def broken(*args):
         raise RuntimeError("boom while serializing")
 
     monkeypatch.setattr(serde, "_nodes_bytes", broken)

@@ -315,3 +315,25 @@ def test_tensor_wire_form_is_kept_until_the_tensor_is_decoded() -> None:
     decoded = TensorProto.FromString(tensor.serialized("w"))
     assert decoded.raw_data and not decoded.float_data
     np.testing.assert_array_equal(numpy_helper.to_array(decoded), [1.5, -2.0])
+
+
+def test_a_rebuilt_node_keeps_its_proto_until_the_next_edit() -> None:
+    model = _simple()
+    transpose, relu = model.graph
+    relu.replace_input_with(0, model.graph.inputs[0])
+    assert relu.proto is None
+    assert _saved_node(model, "relu").input == ["x"]
+    kept = relu.proto
+    assert kept is not None and _saved_node(model, "relu").input == ["x"] and relu.proto is kept
+    edits = [
+        lambda: setattr(model.graph.inputs[0], "name", "x_renamed"),  # the value relu reads
+        lambda: relu.replace_input_with(0, transpose.outputs[0]),
+        lambda: relu.set_attr("note", 1),
+        lambda: setattr(relu, "doc_string", "edited"),
+    ]
+    for edit in edits:
+        _saved_node(model, "relu")
+        edit()
+        assert relu.proto is None
+    saved = _saved_node(model, "relu")
+    assert (list(saved.input), saved.doc_string, [a.name for a in saved.attribute]) == (["t"], "edited", ["note"])
