@@ -26,26 +26,28 @@ class RuleSet:
         """Rewrite `model` in place; return how often each rule fired. Explained rules log why they did not."""
         context = context or PassContext()
         opset, target, explain = model.opset, context.target, context.explain
-        dispatch: dict[str, list[tuple[Rule, Pattern, str]]] = {}
-        wants_shapes = False
+        candidates: list[tuple[Rule, Pattern, str]] = []
         for rule in self.rules:
             blocked = rule.inapplicable(opset, target)
             if blocked and rule.name not in explain:
                 continue
-            pattern = rule.compiled()
-            wants_shapes |= rule.needs_shapes and not blocked
-            for op_type in pattern.root.op_types:
-                dispatch.setdefault(op_type, []).append((rule, pattern, blocked))
+            candidates.append((rule, rule.compiled(), blocked))
         counts: dict[str, int] = {}
-        if not dispatch:
+        if not candidates:
             return counts
         # a fixed-point pipeline runs the pass repeatedly: say each reason once
         explained = set(context.explanations) if explain else set()
         graphs = model.graph.all_graphs()
-        if wants_shapes and any(node.op_type in dispatch for graph in graphs for node in graph):
+        roots = {op_type for _, pattern, _ in candidates for op_type in pattern.root.op_types}
+        if any(r.needs_shapes and not b for r, _, b in candidates) and any(
+            node.op_type in roots for graph in graphs for node in graph
+        ):
             infer_shapes(model)
         # a rule whose pattern needs an op the model lacks cannot match; rewrites only add the kinds they create
         kinds = op_kinds(model)
+        dispatch = _dispatch(candidates, kinds, explain)
+        if not dispatch:
+            return counts
         for graph in graphs:
             if graph.parent is not None and graph.parent.graph is None:
                 continue  # its node was rewritten away
@@ -54,11 +56,12 @@ class RuleSet:
                 if entries is None:
                     continue
                 for rule, pattern, blocked in entries:
-                    if not blocked and rule.name not in explain and not pattern.fits(kinds):
-                        continue
+                    known = len(kinds)
                     reason = blocked or _apply_at(rule, pattern, node, model, target, kinds)
                     if not reason:
                         counts[rule.name] = counts.get(rule.name, 0) + 1
+                        if len(kinds) != known:
+                            dispatch = _dispatch(candidates, kinds, explain)
                         break
                     if rule.name in explain:
                         where = node.name or (node.outputs[0].name if node.outputs else "?")
@@ -67,6 +70,19 @@ class RuleSet:
                             explained.add(line)
                             context.explanations.append(line)
         return counts
+
+
+def _dispatch(
+    candidates: list[tuple[Rule, Pattern, str]], kinds: set[tuple[str, str]], explain: frozenset[str]
+) -> dict[str, list[tuple[Rule, Pattern, str]]]:
+    """Root op type → the rules to try there, in order: blocked ones only to explain them, and only those whose
+    pattern fits the model's op kinds unless explained."""
+    dispatch: dict[str, list[tuple[Rule, Pattern, str]]] = {}
+    for rule, pattern, blocked in candidates:
+        if blocked or rule.name in explain or pattern.fits(kinds):
+            for op_type in pattern.root.op_types:
+                dispatch.setdefault(op_type, []).append((rule, pattern, blocked))
+    return dispatch
 
 
 def op_kinds(model: Model) -> set[tuple[str, str]]:
