@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import float_type_reason
-from onnxopt.passes.fusion.fuse_hard_sigmoid import divided_by_six, relu6_shifted, relu6_shifted_reason, sixth_reason
+from onnxopt.passes.fusion.fuse_hard_sigmoid import (
+    FuseHardSigmoidOfProduct, divided_by_six, relu6_shifted, relu6_shifted_reason, sixth_reason,
+)
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
 from onnxopt.rewrite import Rule
 
@@ -49,20 +51,11 @@ class FuseHardSwishOfRelu6(Rule):
         return op.HardSwish(m["x"])
 
 
-class FuseHardSwishScaled(Rule):
-    """Mul(x, Clip(x + 3, 0, 6)) / 6 → HardSwish(x)."""
+class FuseHardSwishScaled(FuseHardSigmoidOfProduct):
+    """Mul(x, Clip(x + 3, 0, 6)) / 6 → HardSwish(x) (the pattern and checks of fuse_hard_sigmoid_of_product)."""
 
     name = "fuse_hard_swish_scaled"
     min_opset = HARD_SWISH_OPSET
-    needs_shapes = True
-
-    def pattern(self, op, x, three, low, high, six):
-        return divided_by_six(op, op.Mul(x, relu6_shifted(op, x, three, low, high), _commute=True), six)
-
-    def check(self, m):
-        x = m["x"]
-        reason = float_type_reason(x) or relu6_shifted_reason(m, x) or sixth_reason(m, m.node("Mul").outputs[0])
-        return m.fail(reason) if reason else True
 
     def rewrite(self, op, m):
         return op.HardSwish(m["x"])
