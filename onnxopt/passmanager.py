@@ -358,7 +358,7 @@ class _Checkpoint:
             for pass_ in self.applied:
                 pass_.call(model)
                 replayed.append(pass_)
-        except Exception:  # a pass that does not replay: settle for the state at the start of the iteration
+        except Exception:  # a pass that does not replay: settle for the state at the start of the run
             logger.warning("could not replay %s after a failure; the model is as it was before the pipeline",
                            self.applied[len(replayed)].name)
             model.restore(self.snapshot)
