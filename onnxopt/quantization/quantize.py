@@ -27,8 +27,9 @@ from onnxopt.quantization.static import quantize_static, tensor_records
 logger = logging.getLogger(__name__)
 
 PREPARE_GROUPS = ("fold", "cleanup", "fuse")
-# Fusions whose result ORT cannot quantize while the decomposed form fuses into QLinearSigmoid + QLinearMul.
-NOT_QDQ_FRIENDLY = frozenset({"fuse_silu"})
+# Fusions whose result ORT cannot quantize while the decomposed form fuses into QLinear kernels:
+# SiLU into QLinearSigmoid + QLinearMul, HardSwish into QLinearAdd (Clip absorbed) + QLinearMul.
+NOT_QDQ_FRIENDLY = frozenset({"fuse_silu", "regroup_hard_swish"})
 QDQ_CANONICAL = ("rewrite_sum_as_add", "rewrite_div_as_mul")
 PER_CHANNEL_OPSET = 13
 

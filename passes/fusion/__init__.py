@@ -44,6 +44,7 @@ from onnxopt.passes.fusion import fuse_skip_layer_norm  # noqa: F401,E402  (regi
 from onnxopt.passes.fusion import fuse_gelu  # noqa: F401,E402  (registers fuse_gelu, fuse_bias_gelu)
 from onnxopt.passes.fusion import fuse_hard_swish  # noqa: F401,E402  (registers fuse_hard_swish)
 from onnxopt.passes.fusion import fuse_hard_sigmoid  # noqa: F401,E402  (registers fuse_hard_sigmoid)
+from onnxopt.passes.fusion import regroup_hard_swish  # noqa: F401,E402  (registers regroup_hard_swish)
 from onnxopt.passes.fusion import fuse_silu  # noqa: F401,E402  (registers fuse_silu)
 from onnxopt.passes.fusion import fuse_mish  # noqa: F401,E402  (registers fuse_mish)
 from onnxopt.passes.fusion import fuse_conv_activation  # noqa: F401,E402  (registers fuse_conv_activation)

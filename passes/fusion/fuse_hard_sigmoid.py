@@ -1,5 +1,4 @@
-"""Relu6(x + 3) / 6 (Clip(x + 3, 0, 6) divided by 6 or times 1/6) → HardSigmoid(x, α = 1/6, β = ½), also where an
-exported HardSwish divides the product x · Relu6(x + 3) by 6: the division regroups onto the gate."""
+"""Relu6(x + 3) / 6 (Clip(x + 3, 0, 6) divided by 6 or times 1/6) → HardSigmoid(x, α = 1/6, β = ½)."""
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import clip_bounds, float_type_reason, is_scalar
@@ -59,27 +58,4 @@ class FuseHardSigmoid(Rule):
         return op.HardSigmoid(m["x"], alpha=1 / 6, beta=0.5)
 
 
-class FuseHardSigmoidOfProduct(Rule):
-    """Mul(x, Clip(x + 3, 0, 6)) / 6 → Mul(x, HardSigmoid(x, alpha=1/6, beta=0.5)): HardSwish in two ops where the
-    opset has no HardSwish (< 14; from 14 fuse_hard_swish makes it one)."""
-
-    name = "fuse_hard_sigmoid_of_product"
-    min_opset = HARD_SIGMOID_OPSET
-    needs_shapes = True
-
-    def pattern(self, op, x, three, low, high, six):
-        return divided_by_six(op, op.Mul(x, relu6_shifted(op, x, three, low, high), _commute=True), six)
-
-    def check(self, m):
-        x = m["x"]
-        reason = float_type_reason(x) or relu6_shifted_reason(m, x) or sixth_reason(m, m.node("Mul").outputs[0])
-        return m.fail(reason) if reason else True
-
-    def rewrite(self, op, m):
-        return op.Mul(m["x"], op.HardSigmoid(m["x"], alpha=1 / 6, beta=0.5))
-
-
-shapes_on_demand_pass(
-    (FuseHardSigmoid, FuseHardSigmoidOfProduct), FuseHardSigmoid.name,
-    "Clip(x + 3, 0, 6) / 6 → HardSigmoid(x); x · Clip(x + 3, 0, 6) / 6 → x · HardSigmoid(x).",
-)
+shapes_on_demand_pass((FuseHardSigmoid,), FuseHardSigmoid.name, FuseHardSigmoid.__doc__)

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import float_type_reason
-from onnxopt.passes.fusion.fuse_hard_sigmoid import (
-    FuseHardSigmoidOfProduct, divided_by_six, relu6_shifted, relu6_shifted_reason, sixth_reason,
-)
+from onnxopt.passes.fusion.fuse_hard_sigmoid import divided_by_six, relu6_shifted, relu6_shifted_reason, sixth_reason
+from onnxopt.passes.fusion.regroup_hard_swish import RegroupHardSwish
 from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
 from onnxopt.rewrite import Rule
 
@@ -51,8 +50,8 @@ class FuseHardSwishOfRelu6(Rule):
         return op.HardSwish(m["x"])
 
 
-class FuseHardSwishScaled(FuseHardSigmoidOfProduct):
-    """Mul(x, Clip(x + 3, 0, 6)) / 6 → HardSwish(x) (the pattern and checks of fuse_hard_sigmoid_of_product)."""
+class FuseHardSwishScaled(RegroupHardSwish):
+    """Mul(x, Clip(x + 3, 0, 6)) / 6 → HardSwish(x) (the pattern and checks of regroup_hard_swish)."""
 
     name = "fuse_hard_swish_scaled"
     min_opset = HARD_SWISH_OPSET

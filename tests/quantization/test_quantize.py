@@ -274,3 +274,29 @@ def test_config_object_and_options_combine():
     config = QuantConfig(method="percentile", holdout=2, latency_check=False)
     _, report = quantize(model, samples(model, 6), config=config, samples=3)
     assert report.method == "percentile" and report.calibration_samples == 3 and report.holdout_samples == 2
+
+
+HARD_SWISH_CNN = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[1, 3, 8, 8] x) => (float[1, 4, 8, 8] y) {
+  c = Conv<pads=[1, 1, 1, 1]>(x, W1, B1)
+  a = Add(c, three)
+  r = Clip(a, zero, six)
+  m = Mul(c, r)
+  h = Div(m, six)
+  y = Conv<pads=[1, 1, 1, 1]>(h, W2, B2)
+}
+"""
+
+
+def test_prepare_keeps_hard_swish_decomposed_so_ort_runs_it_in_int8():
+    inits = {"W1": weights(4, 3, 3, 3, seed=1), "B1": np.zeros(4, np.float32), "W2": weights(4, 4, 3, 3, seed=2),
+             "B2": np.zeros(4, np.float32), "three": np.array(3.0, np.float32), "zero": np.array(0.0, np.float32),
+             "six": np.array(6.0, np.float32)}
+    model = model_from_text(HARD_SWISH_CNN, inits)
+    assert "HardSigmoid" in op_histogram(onnxopt.pipeline.optimize(model).model)  # the float pipeline regroups it
+    quantized, report = quantize(model, samples(model, 16), holdout=4, latency_check=False)
+    assert "HardSigmoid" not in op_histogram(quantized)
+    assert {"QLinearAdd", "QLinearMul"} <= set(ort_ops(quantized))  # Clip absorbed into the Add's range
+    assert stray_float_groups(quantized, {"Add", "Mul", "HardSigmoid"}) == []
+    assert report.sqnr_db > 25
