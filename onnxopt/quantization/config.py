@@ -62,9 +62,7 @@ class QuantConfig:
         _check_choice("provider", self.provider, PROVIDERS)
         if self.samples is not None and (not isinstance(self.samples, int) or self.samples < 1):
             raise QuantConfigError(f"samples must be a positive integer (or None for all), got {self.samples!r}")
-        if self.holdout is None:
-            object.__setattr__(self, "holdout", HOLDOUT_SEARCH if self.target_sqnr is not None else HOLDOUT_REPORT)
-        if not isinstance(self.holdout, int) or self.holdout < 0:
+        if self.holdout is not None and (not isinstance(self.holdout, int) or self.holdout < 0):
             raise QuantConfigError(f"holdout must be 0 or more samples, got {self.holdout!r}")
         if not isinstance(self.latency_seconds, (int, float)) or not 0 < self.latency_seconds <= 600:
             raise QuantConfigError(f"latency_seconds must be in (0, 600], got {self.latency_seconds!r}")
@@ -73,7 +71,7 @@ class QuantConfig:
         if self.target_sqnr is not None:
             if not isinstance(self.target_sqnr, (int, float)) or not math.isfinite(self.target_sqnr) or not 0 < self.target_sqnr <= 120:
                 raise QuantConfigError(f"target_sqnr must be a number of dB in (0, 120], got {self.target_sqnr!r}")
-            if self.holdout == 0:
+            if self.held_out_samples == 0:
                 raise QuantConfigError("target_sqnr needs held-out samples to measure SQNR on; set holdout ≥ 1")
         overlap = set(self.exclude_ops) & set(self.include_ops or ())
         if overlap:
@@ -97,6 +95,13 @@ class QuantConfig:
         if unknown:
             raise QuantConfigError(f"unknown quantization option(s) {unknown}; valid: {', '.join(sorted(fields))}")
         return cls(**options)
+
+    @property
+    def held_out_samples(self) -> int:
+        """`holdout`, or its default when unset: more with a target SQNR (kept unset through replace())."""
+        if self.holdout is not None:
+            return self.holdout
+        return HOLDOUT_SEARCH if self.target_sqnr is not None else HOLDOUT_REPORT
 
     def replace(self, **changes: Any) -> QuantConfig:
         """A validated copy with some fields changed."""

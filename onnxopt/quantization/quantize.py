@@ -210,8 +210,8 @@ class _Samples:
 
     def __init__(self, source: Source, model: Model, config: QuantConfig, preprocess: Any) -> None:
         self.stream: Iterator[dict[str, np.ndarray]] = iter(load_samples(source, input_specs(model), None, preprocess))
-        self.holdout = config.holdout
-        self.tail: deque[dict[str, np.ndarray]] = deque(maxlen=config.holdout)
+        self.holdout = config.held_out_samples
+        self.tail: deque[dict[str, np.ndarray]] = deque(maxlen=self.holdout)
         counted = count_samples(source)
         self.limit = config.samples
         if self.limit is None and counted is not None and counted > 2 * self.holdout:

@@ -57,6 +57,8 @@ def test_static_mode_without_data_is_a_user_error():
 
 
 def test_held_out_samples_default_to_more_when_a_target_sqnr_is_searched():
-    assert QuantConfig().holdout == 8
-    assert QuantConfig(target_sqnr=30.0).holdout == 64
-    assert QuantConfig(target_sqnr=30.0, holdout=3).holdout == 3
+    assert QuantConfig().held_out_samples == 8
+    assert QuantConfig(target_sqnr=30.0).held_out_samples == 64
+    assert QuantConfig(target_sqnr=30.0, holdout=3).held_out_samples == 3
+    assert QuantConfig().replace(target_sqnr=30.0).held_out_samples == 64  # the default follows the target
+    assert QuantConfig(holdout=5).replace(target_sqnr=30.0).held_out_samples == 5
