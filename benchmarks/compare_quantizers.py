@@ -235,7 +235,8 @@ def worker(args: argparse.Namespace) -> None:
         if searched:
             parts.append(f"{len(searched)} node(s) kept float by the {'accuracy' if 'sqnr' in args.worker else 'latency'} search")
         if report.target_sqnr is not None:
-            parts.append(f"the search measured {report.sqnr_db:.1f} dB on its own held-out set")
+            low = min((o.sqnr_low_db for o in report.outputs), default=math.nan)
+            parts.append(f"the search measured {report.sqnr_db:.1f} dB (lower bound {low:.1f} dB) on its own held-out set")
         note = "; ".join(parts)
     emit_result({"seconds": time.perf_counter() - start, "note": note, "peak_rss_mb": peak_rss_mb()})
 

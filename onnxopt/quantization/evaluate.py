@@ -11,7 +11,10 @@ import onnxruntime as ort
 
 from onnxopt.ir import Model, serialize
 
-BOUND_QUANTILE = 0.05  # a one-sided 95% bound
+# A one-sided 99% bound: the accuracy search tests several counts and keeps the smallest that passes, so a
+# 95% bound split over its ~5 tests (at 95%, PP-OCR det stopped at a 30.1 dB bound and scored 29.96 dB on
+# other samples).
+BOUND_QUANTILE = 0.01
 BOOTSTRAP_ROUNDS = 500
 
 
