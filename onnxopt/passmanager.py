@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterable, Sequence
 
 from onnxopt.errors import OnnxoptError, PassError, UnknownPassError
-from onnxopt.ir import Model, Node, lint, save
+from onnxopt.ir import Model, Node, keep_inferred_types, lint, save
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ class Pass:
 
     name: ClassVar[str] = ""
     groups: ClassVar[tuple[str, ...]] = ()
+    # True for a pass that only removes what nothing reads: cached shape inference stays valid across it
+    removes_only_unread: ClassVar[bool] = False
 
     def __init__(self, context: PassContext | None = None) -> None:
         self.context = context or PassContext()
@@ -331,6 +333,8 @@ class PassManager:
         history.append(PassRecord(name, iteration, result.modified))
         if result.modified:
             model.graph.mark_changed()  # also covers edits made around the IR's mutators
+            if pass_.removes_only_unread and model.graph is root:
+                keep_inferred_types(model, state[1])
         else:
             run.idle[pass_] = _revision(model)
         if checkpoint is not None and _revision(model) != state:

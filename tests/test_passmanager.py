@@ -7,7 +7,7 @@ import pytest
 
 import onnxopt.passes  # noqa: F401  (registers the real passes and the onnxoptimizer bridge)
 from onnxopt.errors import PassError, UnknownPassError
-from onnxopt.ir import Node, lint
+from onnxopt.ir import Node, infer_types, lint
 from onnxopt.passmanager import (
     GROUPS, LintAfterEachPass, Pass, PassManager, PassResult, expand_pipeline, group_members, register_pass,
 )
@@ -242,3 +242,47 @@ def test_failure_in_a_later_iteration_rolls_back_to_just_before_the_failing_pass
         PassManager(["test_cancel_neg_pairs", "test_explode_without_neg"]).run(model)
     assert op_histogram(model) == {"Identity": 1}  # both cancellations (iterations 1 and 2) replayed
     lint(model)
+
+
+@register_pass
+class _TypeReader(Pass):
+    """Reads inferred types, changes nothing (test pass)."""
+
+    name = "test_type_reader"
+
+    def call(self, model):
+        infer_types(model)
+        return PassResult(model, False)
+
+
+@register_pass
+class _RemoveUnreadNeg(Pass):
+    """Removes one Neg that nothing reads, without declaring that it only removes (test pass)."""
+
+    name = "test_remove_unread_neg"
+
+    def call(self, model):
+        dead = [node for node in model.graph if node.op_type == "Neg" and not node.outputs[0].has_uses()]
+        if not dead:
+            return PassResult(model, False)
+        model.graph.remove(dead[0])
+        return PassResult(model, True)
+
+
+DEAD_NEG = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[4] x) => (float[4] y) {
+    y = Relu(x)
+    unused = Neg(y)
+}
+"""
+
+
+@pytest.mark.parametrize("remover, inferences", [("eliminate_dead_code", 1), ("test_remove_unread_neg", 2)])
+def test_shape_inference_is_kept_across_dead_code_elimination_only(monkeypatch, remover, inferences):
+    calls = []
+    infer = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda *a, **k: calls.append(1) or infer(*a, **k))
+    result = PassManager(["test_type_reader", remover]).run(model_from_text(DEAD_NEG))
+    assert result.stats["test_type_reader"].runs == 2 and result.stats["test_type_reader"].skipped == 0
+    assert op_histogram(result.model) == {"Relu": 1} and len(calls) == inferences

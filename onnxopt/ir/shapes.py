@@ -39,6 +39,20 @@ def infer_types(model: Model, data_prop: bool = True) -> dict[Value, TypeProto]:
     return dict(types)
 
 
+def keep_inferred_types(model: Model, revision: int) -> None:
+    """Carry the types inferred at `revision` over to the current one, after edits that only removed what
+    nothing reads: inference works forward from producers, so what remains is typed as before.
+
+    A failed inference (no types) is not carried: the removed nodes may have been what it failed on.
+    """
+    root = model.graph
+    cached = root.inferred_types
+    if cached is None or cached[0] != revision or not cached[2]:
+        return
+    alive = {value: type_ for value, type_ in cached[2].items() if value.producer().graph is not None}
+    root.inferred_types = (root.revision, cached[1], alive)
+
+
 def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
     graphs = model.graph.all_graphs()
     weights = _large_weights(model.graph, graphs)

@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 import pytest
 
-from onnxopt.ir import Node, Tensor, Value, infer_shapes, infer_types
+from onnxopt.ir import Node, Tensor, Value, infer_shapes, infer_types, keep_inferred_types
 from onnxopt.testing import model_from_text
 
 TEXT = """
@@ -93,6 +93,56 @@ def test_infer_types_is_cached_until_the_model_changes(monkeypatch):
     transposed = model.graph.nodes[1].outputs[0]
     assert [d.dim_value for d in after[transposed].tensor_type.shape.dim] == [3, 2]
 
+
+
+def _counted_inference(monkeypatch):
+    calls = []
+    infer = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda *a, **k: calls.append(1) or infer(*a, **k))
+    return calls
+
+
+def test_types_kept_across_a_removal_of_unread_nodes_are_what_inference_gives_again(monkeypatch):
+    model, relu, neg, if_ = _model()
+    dead = Node("Transpose", [relu.outputs[0]])
+    model.graph.insert_after(relu, dead)
+    calls = _counted_inference(monkeypatch)
+    before = infer_types(model)
+    revision = model.graph.revision
+    model.graph.remove(dead)
+    keep_inferred_types(model, revision)
+    kept = infer_types(model)
+    assert len(calls) == 1 and dead.outputs[0] in before and dead.outputs[0] not in kept
+    model.graph.inferred_types = None
+    assert infer_types(model) == kept and len(calls) == 2
+
+
+def test_types_are_not_kept_when_the_model_changed_before_the_removal(monkeypatch):
+    model, relu, neg, if_ = _model()
+    dead = Node("Relu", [relu.outputs[0]])
+    model.graph.append(dead)
+    calls = _counted_inference(monkeypatch)
+    infer_types(model)
+    model.graph.insert_after(relu, Node("Transpose", [relu.outputs[0]]))  # the cached types are stale now
+    revision = model.graph.revision
+    model.graph.remove(dead)
+    keep_inferred_types(model, revision)
+    transposed = model.graph.nodes[1].outputs[0]
+    assert [d.dim_value for d in infer_types(model)[transposed].tensor_type.shape.dim] == [3, 2]
+    assert len(calls) == 2
+
+
+def test_a_failed_inference_is_not_kept_across_a_removal(monkeypatch):
+    model, relu, neg, if_ = _model()
+    dead = Node("Relu", [relu.outputs[0]])
+    model.graph.append(dead)
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda *a, **k: 1 / 0)
+    assert infer_types(model) == {}
+    revision = model.graph.revision
+    model.graph.remove(dead)
+    keep_inferred_types(model, revision)
+    monkeypatch.undo()
+    assert infer_types(model)[neg.outputs[0]].tensor_type.elem_type == onnx.TensorProto.FLOAT
 
 def test_types_kept_after_infer_shapes_records_them_are_what_inference_gives_again(monkeypatch):
     model = model_from_text("""
