@@ -47,5 +47,6 @@ from onnxopt.passes.fusion import fuse_hard_sigmoid  # noqa: F401,E402  (registe
 from onnxopt.passes.fusion import regroup_hard_swish  # noqa: F401,E402  (registers regroup_hard_swish)
 from onnxopt.passes.fusion import fuse_silu  # noqa: F401,E402  (registers fuse_silu)
 from onnxopt.passes.fusion import fuse_mish  # noqa: F401,E402  (registers fuse_mish)
+from onnxopt.passes.fusion import decompose_lrn  # noqa: F401,E402  (registers decompose_lrn)
 from onnxopt.passes.fusion import fuse_conv_activation  # noqa: F401,E402  (registers fuse_conv_activation)
 from onnxopt.passes.fusion import fuse_attention  # noqa: F401,E402  (registers fuse_attention)
