@@ -364,15 +364,16 @@ def _initializer_parts(
         if view is not None and value in view.weights:
             continue
         tensor = value.const_value
+        nbytes = tensor.nbytes
         # string tensors have no raw byte form, so they cannot live in external data (onnx agrees)
-        if data_stream is not None and tensor.nbytes >= size_threshold and tensor.dtype != TensorProto.STRING:
+        if data_stream is not None and nbytes >= size_threshold and tensor.dtype != TensorProto.STRING:
             parts = [tensor.write_external(name, data_stream, location).SerializeToString()]
-        elif tensor.nbytes < _SMALL_TENSOR_BYTES:
+        elif nbytes < _SMALL_TENSOR_BYTES:
             parts = [tensor.serialized(name)]
         else:
             parts = tensor.serialized_parts(name)
-        if tensor.nbytes < _SMALL_TENSOR_BYTES:
-            data = b"".join(map(_part_bytes, parts))
+        if nbytes < _SMALL_TENSOR_BYTES:
+            data = parts[0]  # one bytes object
             small += (_field(5, len(data)), data)
             continue
         if small:
@@ -438,7 +439,11 @@ def _subgraph_bytes(graph: Graph, view: WriteView | None) -> bytes:
 
 
 def _value_info_bytes(value: Value, type_: TypeProto) -> bytes:
-    """GraphProto.value_info (field 13) entry: ValueInfoProto name (1), type (2), doc_string (3)."""
+    """GraphProto.value_info (field 13) entry: ValueInfoProto name (1), type (2), doc_string (3); kept on the value
+    for the next call with the same type object, name and doc_string."""
+    wire = value._wire
+    if wire is not None and wire[0] is type_ and wire[1] == value.name and wire[2] == value.doc_string:
+        return wire[3]
     body = b""
     if value.name:
         name = value.name.encode()
@@ -448,7 +453,9 @@ def _value_info_bytes(value: Value, type_: TypeProto) -> bytes:
     if value.doc_string:
         doc = value.doc_string.encode()
         body += _field(3, len(doc)) + doc
-    return _field(13, len(body)) + body
+    data = _field(13, len(body)) + body
+    value._wire = (type_, value.name, value.doc_string, data)
+    return data
 
 
 def _graph_shell(graph: Graph, view: WriteView | None = None, extra_inputs: Sequence[Value] = ()) -> GraphProto:
@@ -524,23 +531,22 @@ def _graph_attribute_bytes(
 
 def node_to_proto(node: Node) -> NodeProto:
     """A node as a NodeProto (subgraphs converted recursively)."""
-    from onnxopt.ir.graph import Graph as _Graph
-
     proto = NodeProto(
         input=[v.name if v is not None else "" for v in node.inputs],
         output=[v.name for v in node.outputs],
+        attribute=[value if isinstance(value, AttributeProto) else _graph_attribute(name, value)
+                   for name, value in node.attrs.items()],
         **_present(op_type=node.op_type, domain=node.domain, name=node.name, doc_string=node.doc_string,
                    overload=node.overload),
     )
-    for name, value in node.attrs.items():
-        if isinstance(value, _Graph):
-            proto.attribute.append(onnx.helper.make_attribute(name, graph_to_proto(value)))
-        elif isinstance(value, tuple):
-            proto.attribute.append(onnx.helper.make_attribute(name, [graph_to_proto(g) for g in value]))
-        else:
-            proto.attribute.append(value)
     source = node._source
     if source is not None:  # fields the IR does not model are carried over from the loaded proto
         for field in _UNMODELLED_NODE_FIELDS:
             getattr(proto, field).extend(getattr(source, field))
     return proto
+
+
+def _graph_attribute(name: str, value: Graph | tuple[Graph, ...]) -> AttributeProto:
+    if isinstance(value, Graph):
+        return onnx.helper.make_attribute(name, graph_to_proto(value))
+    return onnx.helper.make_attribute(name, [graph_to_proto(g) for g in value])

@@ -73,7 +73,7 @@ def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
         logger.info("shape inference failed: %s", exc)
         return {}
     by_name: dict[str, TypeProto] = {}
-    _collect(inferred.graph, by_name, nested=len(graphs) > 1)
+    _collect(model.graph, inferred.graph, by_name)
     return {value: by_name[value.name] for graph in graphs for node in graph for value in node.outputs
             if value.name in by_name}
 
@@ -98,9 +98,19 @@ def infer_shapes(model: Model, data_prop: bool = True) -> bool:
     return bool(types)
 
 
+# The shapeless tensor types, one shared object per element type: serde then finds its cached value_info bytes.
+_SHAPELESS: dict[int, TypeProto] = {}
+
+
 def _without_shape(type_: TypeProto | None) -> TypeProto | None:
     if type_ is None or not type_.HasField("tensor_type") or not type_.tensor_type.HasField("shape"):
         return type_
+    if not type_.denotation and type_.tensor_type.HasField("elem_type"):
+        elem_type = type_.tensor_type.elem_type
+        kept = _SHAPELESS.get(elem_type)
+        if kept is None:
+            kept = _SHAPELESS[elem_type] = make_tensor_type_proto(elem_type, None)
+        return kept
     kept = TypeProto()
     kept.CopyFrom(type_)
     kept.tensor_type.ClearField("shape")
@@ -131,18 +141,23 @@ def _large_weights(root: Graph, graphs: list[Graph]) -> dict[Value, TypeProto]:
     return weights
 
 
-def _collect(graph: GraphProto, by_name: dict[str, TypeProto], nested: bool = True) -> None:
-    for info in (*graph.value_info, *graph.output):
+def _collect(graph: Graph, proto: GraphProto, by_name: dict[str, TypeProto]) -> None:
+    """Read the types in `proto`, the inferred form of `graph`, and in its subgraphs, which the IR locates: reading
+    every node's attributes from the proto to find them costs more than the types themselves."""
+    for info in (*proto.value_info, *proto.output):
         by_name[info.name] = info.type
-    if not nested:
-        return  # no node holds a subgraph: reading every node's attributes would find none
-    for node in graph.node:
-        for attr in node.attribute:
+    if not graph._subgraph_holders:
+        return
+    nodes = proto.node
+    for index, node in enumerate(graph):
+        if not node.subgraphs():
+            continue
+        for attr in nodes[index].attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                _collect(attr.g, by_name)
+                _collect(node.attrs[attr.name], attr.g, by_name)
             elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    _collect(sub, by_name)
+                for sub, sub_proto in zip(node.attrs[attr.name], attr.graphs):
+                    _collect(sub, sub_proto, by_name)
 
 
 def _informative(new: TypeProto, old: TypeProto | None) -> bool:

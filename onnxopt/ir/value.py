@@ -18,7 +18,9 @@ Dim = int | str | None
 class Value:
     """An SSA value: produced by one node output, a graph input or an initializer; used by node inputs."""
 
-    __slots__ = ("_name", "type", "const_value", "doc_string", "graph", "_producer", "_index", "_uses", "__weakref__")
+    __slots__ = (
+        "_name", "type", "const_value", "doc_string", "graph", "_producer", "_index", "_uses", "_wire", "__weakref__",
+    )
 
     def __init__(self, name: str = "", type: TypeProto | None = None, const_value: Tensor | None = None) -> None:
         self._name = name
@@ -29,6 +31,8 @@ class Value:
         self._producer: Node | None = None
         self._index = 0
         self._uses: dict[tuple[Node, int], None] = {}
+        # serde's cache of its value_info entry: (type written, name, doc_string, bytes); types are never edited in place
+        self._wire: tuple[TypeProto, str, str, bytes] | None = None
 
     @property
     def name(self) -> str:

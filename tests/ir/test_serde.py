@@ -337,3 +337,21 @@ def test_a_rebuilt_node_keeps_its_proto_until_the_next_edit() -> None:
         assert relu.proto is None
     saved = _saved_node(model, "relu")
     assert (list(saved.input), saved.doc_string, [a.name for a in saved.attribute]) == (["t"], "edited", ["note"])
+
+
+def test_value_info_written_again_after_a_type_name_or_doc_edit() -> None:
+    model = _simple()
+    t = next(iter(model.graph)).outputs[0]
+    t.set_type(TensorProto.FLOAT, (3, 2))
+
+    def saved_info() -> onnx.ValueInfoProto:
+        (info,) = ir.to_proto(model).graph.value_info
+        return info
+
+    assert saved_info().type == helper.make_tensor_type_proto(TensorProto.FLOAT, [3, 2])
+    t.set_type(TensorProto.FLOAT16, (3, "n"))  # a new type object: the entry kept from the last save is stale
+    assert saved_info().type == helper.make_tensor_type_proto(TensorProto.FLOAT16, [3, "n"])
+    t.name = "t_renamed"
+    assert saved_info().name == "t_renamed"
+    t.doc_string = "documented"
+    assert saved_info().doc_string == "documented"

@@ -48,3 +48,28 @@ def test_subgraph_weights_are_typed_inputs_and_give_the_same_types(monkeypatch, 
     monkeypatch.setattr(shapes, "MAX_INFERENCE_ELEMENTS", 10**6)  # every weight inline: the same types
     model.graph.inferred_types = None
     assert infer_types(model) == types
+
+
+def test_the_skeleton_follows_type_and_name_edits_between_inferences(monkeypatch):
+    """The skeleton's value_info entries are kept on the values: an edit since the last inference must show."""
+    model = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2, 3] x) => (float[2, 3] y) { t = Relu(x)  y = Neg(t) }""")
+    t = next(iter(model.graph)).outputs[0]
+    t.set_type(onnx.TensorProto.FLOAT, (2, 3))
+    seen = []
+    infer = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes",
+                        lambda data, **kw: seen.append(onnx.ModelProto.FromString(data)) or infer(data, **kw))
+
+    def skeleton_info() -> onnx.ValueInfoProto:
+        model.graph.mark_changed()
+        infer_types(model)
+        (info,) = seen[-1].graph.value_info
+        return info
+
+    assert skeleton_info().type == onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, None)
+    t.set_type(onnx.TensorProto.DOUBLE, (2, 3))
+    assert skeleton_info().type == onnx.helper.make_tensor_type_proto(onnx.TensorProto.DOUBLE, None)
+    t.name = "t_renamed"
+    assert skeleton_info().name == "t_renamed"
