@@ -22,7 +22,7 @@ CONV_TYPES = (TensorProto.FLOAT16, TensorProto.FLOAT, TensorProto.DOUBLE)
 
 
 def channel_window_sum(channels: int, size: int, scale: float, dtype: np.dtype) -> np.ndarray:
-    """The C×C×1 weight whose row c sums, times `scale`, the channels LRN's window around c covers."""
+    """The C×C matrix whose row c sums, times `scale`, the channels LRN's window around c covers."""
     below, above = (size - 1) // 2, size // 2  # floor((size-1)/2) before c, ceil((size-1)/2) after it
     rows = np.arange(channels)[:, None]
     cols = np.arange(channels)[None, :]
@@ -52,7 +52,7 @@ class DecomposeLrn(Rule):
         if not isinstance(shape[1], int):
             return m.fail("the channel count is not static")
         if shape[1] > MAX_CHANNELS:
-            return m.fail(f"{shape[1]} channels: the banded weight would cost more than LRN (limit {MAX_CHANNELS})")
+            return m.fail(f"{shape[1]} channels: over {MAX_CHANNELS}, the banded C×C weight costs about as much as LRN")
         if lrn.attr("bias", 1.0) <= 0:
             return m.fail("bias ≤ 0: the window sum can be 0, and its logarithm is not finite")
         return True
