@@ -221,7 +221,7 @@ def worker(args: argparse.Namespace) -> None:
         options = {
             "onnxopt-minmax": {"method": "minmax"}, "onnxopt-entropy": {"method": "entropy"},
             "onnxopt-latency": {"method": "minmax", "optimize_for": "latency", "holdout": 4},
-            "onnxopt-sqnr30": {"method": "minmax", "target_sqnr": 30.0, "holdout": 256},
+            "onnxopt-sqnr30": {"method": "minmax", "target_sqnr": 30.0, "holdout": 512},
             "onnxopt-dynamic": {"mode": "dynamic"},
         }[args.worker]
         held = [synthetic(model, HOLDOUT_SEED + 500 + i) for i in range(options.get("holdout", 0))]
