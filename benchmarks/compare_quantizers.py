@@ -30,7 +30,6 @@ import shlex
 import sys
 import threading
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
@@ -309,34 +308,33 @@ def score(models: list[SuiteModel], runs: list[Run], holdout: int) -> None:
     held-out sample at a time (memory flat in their number)."""
     for model in models:
         reference = session(model.path, threads=0)
-        candidates = {}
+        scored: list[list] = []  # [run, session, noise, argmax hits] per candidate that still runs
         for run in runs:
             if run.model != model.name or run.error or not Path(run.path).exists():
                 continue
             try:
-                candidates[id(run)] = (run, session(run.path, threads=0))
+                scored.append([run, session(run.path, threads=0), 0.0, 0])
             except Exception as exc:  # e.g. ORT's quantizer writing per-channel DequantizeLinear into opset 11
                 run.error = f"result does not run in onnxruntime: {str(exc).splitlines()[0][:160]}"
-        signal, noise, hits, rows = 0.0, Counter(), Counter(), 0
+        signal, rows = 0.0, 0
         for i in range(holdout):
             feeds = synthetic(model, HOLDOUT_SEED + i)
             want = reference.run(None, feeds)[0].astype(np.float64)
             signal += float(np.sum(np.square(want)))
             rows += want.size // want.shape[-1] if want.ndim else 1
-            for key, (run, candidate) in list(candidates.items()):
+            for entry in list(scored):
                 try:
-                    got = candidate.run(None, feeds)[0]
+                    got = entry[1].run(None, feeds)[0]
                 except Exception as exc:
-                    run.error = f"result does not run in onnxruntime: {str(exc).splitlines()[0][:160]}"
-                    del candidates[key]
+                    entry[0].error = f"result does not run in onnxruntime: {str(exc).splitlines()[0][:160]}"
+                    scored.remove(entry)
                     continue
-                noise[key] += float(np.sum(np.square(want - got)))
-                if model.name in TOP1_MODELS:
-                    hits[key] += int(np.sum(np.argmax(want, -1) == np.argmax(got, -1)))
-        for key, (run, _) in candidates.items():
-            run.sqnr_db = math.inf if noise[key] == 0 else 10 * math.log10(signal / noise[key])
+                entry[2] += float(np.sum(np.square(want - got)))
+                entry[3] += int(np.sum(np.argmax(want, -1) == np.argmax(got, -1)))
+        for run, _, noise, hits in scored:
+            run.sqnr_db = math.inf if noise == 0 else 10 * math.log10(signal / noise)
             if model.name in TOP1_MODELS:
-                run.top1 = hits[key] / rows
+                run.top1 = hits / rows
 
 
 def time_all(models: list[SuiteModel], runs: list[Run], threads: list[int], seconds: float) -> None:
