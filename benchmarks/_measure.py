@@ -110,8 +110,10 @@ def count_nodes(graph: onnx.GraphProto) -> int:
     return count
 
 
-def session(path: str | os.PathLike, level: str, threads: int = 1, optimized_path: str | None = None):
-    """A CPU InferenceSession with ``threads`` intra-op threads at optimization level ``level`` (a LEVELS key)."""
+def session(path: str | os.PathLike, level: str, threads: int = 1, optimized_path: str | None = None,
+            profile_prefix: str | None = None):
+    """A CPU InferenceSession with ``threads`` intra-op threads at optimization level ``level`` (a LEVELS key);
+    with ``profile_prefix``, ORT's profiler on, writing there."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -123,6 +125,9 @@ def session(path: str | os.PathLike, level: str, threads: int = 1, optimized_pat
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path is not None:
         so.optimized_model_filepath = optimized_path
+    if profile_prefix is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
     return ort.InferenceSession(os.fspath(path), so, providers=["CPUExecutionProvider"])
 
 

@@ -30,14 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 
-from _measure import geomean  # noqa: E402
+from _measure import LEVELS, geomean, session  # noqa: E402
 from suite import suite_models  # noqa: E402
 
 CONVOLUTIONS = ("Conv", "ConvTranspose", "FusedConv")
-LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-          "all": "ORT_ENABLE_ALL"}
-
-
 WARM_UP = 5
 RUN = "(whole run)"  # the session's run time: kernels plus the framework's work between them
 
@@ -46,24 +42,15 @@ def profile(paths: list[str | os.PathLike], feeds: dict[str, np.ndarray], level:
             detail: bool = False) -> list[Counter]:
     """Per model, the mean kernel microseconds per run after WARM_UP runs, keyed by op type (with detail:
     convolutions by kind and weight shape). The models run interleaved, so they share the machine's load."""
-    import onnxruntime as ort
-
     with tempfile.TemporaryDirectory() as tmp:
         sessions, kinds = [], []
         for k, path in enumerate(paths):
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
-            options.log_severity_level = 3
-            options.enable_profiling = True
-            options.profile_file_prefix = os.path.join(tmp, f"profile{k}")
-            options.optimized_model_filepath = os.path.join(tmp, f"optimized{k}.onnx")
-            sessions.append(ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"]))
-            graph = onnx.load(options.optimized_model_filepath, load_external_data=False).graph
-            kinds.append(_conv_kinds(graph) if detail else {})
+            optimized, prefix = os.path.join(tmp, f"optimized{k}.onnx"), os.path.join(tmp, f"profile{k}")
+            sessions.append(session(path, level, optimized_path=optimized, profile_prefix=prefix))
+            kinds.append(_conv_kinds(onnx.load(optimized, load_external_data=False).graph) if detail else {})
         for _ in range(WARM_UP + runs):
-            for session in sessions:
-                session.run(None, feeds)
+            for each in sessions:
+                each.run(None, feeds)
         return [_per_op(s.end_profiling(), names, runs) for s, names in zip(sessions, kinds)]
 
 
