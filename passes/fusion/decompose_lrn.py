@@ -52,7 +52,8 @@ class DecomposeLrn(Rule):
         if not isinstance(shape[1], int):
             return m.fail("the channel count is not static")
         if shape[1] > MAX_CHANNELS:
-            return m.fail(f"{shape[1]} channels: over {MAX_CHANNELS}, the banded C×C weight costs about as much as LRN")
+            return m.fail(f"{shape[1]} channels: over {MAX_CHANNELS}, the banded C×C weight costs about as much as "
+                          "LRN")
         if lrn.attr("bias", 1.0) <= 0:
             return m.fail("bias ≤ 0: the window sum can be 0, and its logarithm is not finite")
         return True
