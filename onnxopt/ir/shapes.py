@@ -30,13 +30,61 @@ def infer_types(model: Model, data_prop: bool = True) -> dict[Value, TypeProto]:
     root graph inputs (the interface runtimes enforce) and declared element types are kept.
     The result is cached on the root graph until the model next changes (Graph.revision).
     """
+    return dict(_current_types(model, data_prop))
+
+
+def settled_type(model: Model, value: Value) -> TypeProto | None:
+    """The type an earlier inference found for `value` if settled, without inferring again; None if there is none.
+
+    Every rewrite keeps the meaning, so the shape, of the values it leaves in place, so that type stays true. It is
+    settled when every dim is a number or a symbol of the model's inputs: folding cannot sharpen those. A dim
+    inference could not know (none, or a symbol it made up) may become known once its inputs fold.
+    """
+    root = model.graph
+    cached = root.inferred_types
+    known = cached[2].get(value) if cached is not None and cached[1] else None
+    if known is None or not known.HasField("tensor_type"):
+        return None
+    tensor_type = known.tensor_type
+    if not tensor_type.HasField("shape") or not tensor_type.elem_type:
+        return None
+    symbols = None
+    for dim in tensor_type.shape.dim:
+        if dim.HasField("dim_value"):
+            continue
+        if symbols is None:
+            symbols = {d for v in root.inputs if v.shape is not None for d in v.shape if isinstance(d, str)}
+        if dim.dim_param not in symbols:
+            return None
+    return known
+
+
+def carry_inferred_type(model: Model, old: Value, new: Value) -> None:
+    """Record that `new` replaces `old` (same meaning), so it has the type inference gave `old`."""
+    cached = model.graph.inferred_types
+    if cached is not None and old in cached[2]:
+        cached[2][new] = cached[2][old]
+
+
+def recall_shape(model: Model, value: Value) -> bool:
+    """True when `value` has a shape, giving a shapeless node output its `settled_type` first if it has one."""
+    if value.shape is not None:
+        return True
+    known = settled_type(model, value)
+    if known is None or value.is_graph_output():
+        return False
+    value.type = known
+    return True
+
+
+def _current_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
     root = model.graph
     cached = root.inferred_types
     if cached is not None and cached[:2] == (root.revision, data_prop):
-        return dict(cached[2])
+        return cached[2]
     types = _infer_types(model, data_prop)
     root.inferred_types = (root.revision, data_prop, types)
-    return dict(types)
+    return types
 
 
 def keep_inferred_types(model: Model, revision: int) -> None:
@@ -83,7 +131,7 @@ def infer_shapes(model: Model, data_prop: bool = True) -> bool:
 
     Graph outputs keep their declared types (they are the model's interface). False when nothing was inferred.
     """
-    types = infer_types(model, data_prop)
+    types = _current_types(model, data_prop)
     changed = False
     for value, inferred in types.items():
         if not value.is_graph_output() and _informative(inferred, value.type) and value.type != inferred:

@@ -86,8 +86,10 @@ class Rule:
 
     Class attributes: `name` (snake_case, also the pass name), `min_opset`/`max_opset` (the default-domain opsets in
     which the rule may emit its ops), `requires_ort` (only with target "ort" or "ort-cpu"), `cpu_only` (only with
-    target "ort-cpu": ops that onnxruntime's other providers reject or run slower), `needs_shapes` (run shape inference
-    before matching), `domain_opsets` (versions to import for non-default domains the rewrite emits).
+    target "ort-cpu": ops that onnxruntime's other providers reject or run slower), `needs_shapes` (check() reads shapes:
+    shape inference runs first when a match has a variable, or the first output of a node whose pattern label is in
+    `typed_nodes`, without a known shape), `domain_opsets` (versions to import for non-default domains the rewrite
+    emits).
     """
 
     name: ClassVar[str] = ""
@@ -96,6 +98,7 @@ class Rule:
     requires_ort: ClassVar[bool] = False
     cpu_only: ClassVar[bool] = False
     needs_shapes: ClassVar[bool] = False
+    typed_nodes: ClassVar[tuple[str, ...]] = ()
     domain_opsets: ClassVar[dict[str, int]] = {}
 
     def pattern(self, op: Any, *variables: Any) -> Any:

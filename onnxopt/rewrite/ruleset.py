@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Iterable, Sequence
 
-from onnxopt.ir import Model, Node, Value, infer_shapes
+from onnxopt.ir import Graph, Model, Node, Value, carry_inferred_type, infer_shapes, recall_shape
 from onnxopt.passmanager import Pass, PassContext, PassResult, register_pass
 from onnxopt.rewrite.matcher import Matcher, isolation_failure
 from onnxopt.rewrite.pattern import Pattern, normalize_domain
@@ -38,13 +38,11 @@ class RuleSet:
         # a fixed-point pipeline runs the pass repeatedly: say each reason once
         explained = set(context.explanations) if explain else set()
         graphs = model.graph.all_graphs()
-        roots = {op_type for _, pattern, _ in candidates for op_type in pattern.root.op_types}
-        if any(r.needs_shapes and not b for r, _, b in candidates) and any(
-            node.op_type in roots for graph in graphs for node in graph
-        ):
-            infer_shapes(model)
         # a rule whose pattern needs an op the model lacks cannot match; rewrites only add the kinds they create
         kinds = op_kinds(model)
+        shape_rules = [(r, p) for r, p, b in candidates if r.needs_shapes and not b and p.fits(kinds)]
+        if shape_rules and _untyped_match(shape_rules, model, graphs):
+            infer_shapes(model)
         dispatch = _dispatch(candidates, kinds, explain)
         if not dispatch:
             return counts
@@ -90,6 +88,26 @@ def op_kinds(model: Model) -> set[tuple[str, str]]:
     return {(op_type, normalize_domain(domain)) for op_type, domain in model.graph.op_kinds()}
 
 
+def _untyped_match(rules: list[tuple[Rule, Pattern]], model: Model, graphs: list[Graph]) -> bool:
+    """True when a shape-needing rule matches (structurally, isolated) where a value it reads has no shape, even from
+    an earlier inference: a variable's, or the first output of a node labelled in the rule's `typed_nodes`.
+
+    Inference serializes the whole model, so it runs only then, not before every walk that might read a shape."""
+    for rule, pattern in rules:
+        for graph in graphs:
+            for node in graph:
+                if node.op_type not in pattern.root.op_types:
+                    continue
+                for binding in Matcher(pattern, node).bindings():
+                    if isolation_failure(pattern, binding):
+                        continue
+                    read = [matched.outputs[0] for p, matched in binding.nodes.items() if p.label in rule.typed_nodes]
+                    if any(value is not None and not recall_shape(model, value)
+                           for value in (*binding.values.values(), *read)):
+                        return True
+    return False
+
+
 def _apply_at(rule: Rule, pattern: Pattern, root: Node, model: Model, target: str, kinds: set[tuple[str, str]]) -> str:
     """Match, check and rewrite at `root`; '' when the rule fired (`kinds` then gains the created nodes' kinds),
     else the most informative reason it did not."""
@@ -132,6 +150,7 @@ def _replace(rule: Rule, pattern: Pattern, m: Match, model: Model) -> list[Node]
     for old, new in zip(root.outputs, outputs):
         if new.type is None and old.type is not None and old.type.WhichOneof("value"):
             new.type = old.type
+        carry_inferred_type(model, old, new)
         keep_name = new.producer() in created and not old.is_graph_output()
         name = old.name
         old.replace_all_uses_with(new)  # a graph output keeps its name: the graph renames `new` to it
@@ -169,12 +188,12 @@ class RewritePass(Pass):
 
 
 def rule_pass(
-    rules: type[Rule] | Sequence[type[Rule]], name: str = "", groups: Sequence[str] = ("fuse",)
+    rules: type[Rule] | Sequence[type[Rule]], name: str = "", groups: Sequence[str] = ("fuse",), doc: str = ""
 ) -> type[RewritePass]:
-    """Register a pass that applies `rules` (one Rule class, named after it, or several under `name`)."""
+    """Register a pass that applies `rules` (one Rule class, named after it, or several under `name`, with `doc`)."""
     rules = (rules,) if isinstance(rules, type) else tuple(rules)
     name = name or rules[0].name
-    doc = rules[0].__doc__ if len(rules) == 1 else f"Apply the rules {', '.join(r.name for r in rules)}."
+    doc = doc or (rules[0].__doc__ if len(rules) == 1 else f"Apply the rules {', '.join(r.name for r in rules)}.")
     class_name = "".join(part.title() for part in name.split("_")) + "Pass"
     cls = type(class_name, (RewritePass,), {
         "name": name, "groups": tuple(groups), "rules": rules, "__doc__": doc, "__module__": rules[0].__module__,

@@ -5,7 +5,7 @@ import logging
 
 from onnx import TypeProto
 
-from onnxopt.ir import Model, Node, Value, infer_types
+from onnxopt.ir import Model, Node, Value, infer_types, settled_type
 from onnxopt.ir.constants import constant_data as const  # noqa: F401  (re-exported for the passes)
 from onnxopt.ir.value import Dim
 
@@ -20,7 +20,8 @@ def is_standard(node: Node) -> bool:
 
 
 class Facts:
-    """Type facts a pass may trust: shapes from onnx inference, run once on first need, and constant data.
+    """Type facts a pass may trust: shapes from onnx inference (an earlier one's settled types, else one inference on
+    the first question they do not answer), and constant data.
 
     Declared shapes can be wrong (graph outputs are, in real exports) and onnx inference does not override a
     declared shape: it propagates it to everything downstream. So inference runs on a copy with every declared
@@ -36,6 +37,9 @@ class Facts:
 
     def _inferred_type(self, value: Value) -> TypeProto | None:
         if self._inferred is None:
+            known = settled_type(self.model, value)
+            if known is not None:
+                return known
             self._inferred = infer_types(self.model)
         return self._inferred.get(value)
 

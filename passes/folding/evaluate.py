@@ -1,4 +1,5 @@
-"""Evaluating constant nodes: one ONNX Runtime session for many nodes, onnx.reference as the fallback."""
+"""Evaluating constant nodes: one ONNX Runtime session for many nodes, onnx.reference as the fallback; regions of
+data-movement ops only in numpy (same bytes, no session)."""
 from __future__ import annotations
 
 import functools
@@ -11,6 +12,7 @@ from onnx import GraphProto, ModelProto, OperatorSetIdProto, ValueInfoProto, hel
 
 from onnxopt.ir import Model, Node, Tensor, Value
 from onnxopt.ir.serde import node_to_proto
+from onnxopt.passes.folding.data_movement import evaluate_data_movement
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +37,12 @@ def evaluate(
 ) -> dict[Value, Tensor]:
     """Compute `wanted` by running `nodes` (topologically ordered) as one model; raises EvaluationError.
 
-    ONNX Runtime first, so folded values are exactly what the runtime computes; onnx.reference when asked.
+    ONNX Runtime first, so folded values are exactly what the runtime computes; onnx.reference when asked. Nodes
+    that only move data run in numpy, which computes the same bytes.
     """
+    moved = evaluate_data_movement(nodes, wanted, model.opset, known or {})
+    if moved is not None:
+        return moved
     proto = _evaluation_model(nodes, wanted, model, known or {})
     names = [v.name for v in wanted]
     errors = []

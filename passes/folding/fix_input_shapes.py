@@ -28,6 +28,8 @@ class FixInputShapes(Pass):
         changed = 0
         for name, dims in wanted.items():
             changed += _fix(inputs[name], tuple(dims))
+        if changed:
+            graph.inferred_types = None  # types inferred from the dynamic dims are not settled any more
         return PassResult(model, changed > 0, counters={"inputs_fixed": changed} if changed else {})
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 from onnx import AttributeProto, TensorProto, TypeProto, helper
 
-from onnxopt.ir import Graph, Model, Node, Tensor, Value, infer_types
+from onnxopt.ir import Graph, Model, Node, Tensor, Value, infer_types, settled_type
 from onnxopt.passmanager import Pass, PassResult, register_pass
 from onnxopt.ir.constants import constant_tensor
 from onnxopt.passes.folding.materialize import can_replace, replace_with_constant
@@ -45,8 +45,9 @@ class Vec:
 class _Shapes:
     """Trusted static facts: inferred shapes and main-graph input shapes, never declared graph-output shapes.
 
-    The shapes come from onnxopt.ir.infer_types, which trusts only the inputs and constants; inference runs on the
-    first question (a model without Shape or Size nodes asks none).
+    The shapes come from onnxopt.ir.infer_types, which trusts only the inputs and constants: an earlier inference's
+    settled types, else one inference on the first question they do not answer (a model without Shape or Size nodes
+    asks none).
     """
 
     def __init__(self, model: Model) -> None:
@@ -61,9 +62,11 @@ class _Shapes:
                 return None  # subgraph inputs (loop-carried values) are not checked against their declaration
             shape = _dims(value.type)
         else:
-            if self._inferred is None:
-                self._inferred = infer_types(self.model)
-            inferred = self._inferred.get(value)
+            inferred = settled_type(self.model, value) if self._inferred is None else None
+            if inferred is None:
+                if self._inferred is None:
+                    self._inferred = infer_types(self.model)
+                inferred = self._inferred.get(value)
             shape = _dims(inferred) if inferred is not None and inferred.HasField("tensor_type") else None
         return None if shape is None else tuple(d if isinstance(d, int) else None for d in shape)
 

@@ -13,8 +13,7 @@ import numpy as np
 from onnx import TensorProto
 
 from onnxopt.passes.fusion._decomposed import float_type_reason, numpy_type, shape_of
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import Rule, rule_pass
 
 MAX_CHANNELS = 512  # the decomposition ran at 0.51 of LRN's time at 512 channels, 0.86 at 1,024
 LRN_OPSET = 7  # Mul by a scalar constant broadcasts numpy-style from opset 7
@@ -70,4 +69,4 @@ class DecomposeLrn(Rule):
         return op.Mul(x, scale)
 
 
-shapes_on_demand_pass((DecomposeLrn,), DecomposeLrn.name, DecomposeLrn.__doc__)
+rule_pass(DecomposeLrn)

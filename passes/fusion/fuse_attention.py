@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, scalar, shape_of
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import Rule, rule_pass
 
 MS = "com.microsoft"
 HEADS_PERM = [0, 2, 1, 3]  # [B, S, N, H] ↔ [B, N, S, H]
@@ -187,7 +186,7 @@ def _mask_expansion(m, heads: tuple[int, int, int]) -> list[int] | None | str:
 
 
 ATTENTION_RULES = tuple(_variants())
-shapes_on_demand_pass(
+rule_pass(
     ATTENTION_RULES, "fuse_attention",
-    "Decomposed multi-head attention → com.microsoft MultiHeadAttention (--target ort).",
+    doc="Decomposed multi-head attention → com.microsoft MultiHeadAttention (--target ort).",
 )

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, clip_bounds, float_type_reason, shape_of
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import Rule, rule_pass
 
 MS = "com.microsoft"
 # The activations onnxruntime's FusedConv applies (MLAS activation kinds), with their parameters' defaults.
@@ -97,7 +96,7 @@ def fused_conv(op, m, *extra):
     return op.FusedConv(*inputs, _domain=MS, **attrs)
 
 
-shapes_on_demand_pass(
+rule_pass(
     (FuseConvActivation, FuseConvAddActivation), "fuse_conv_activation",
-    "Conv (+ same-shape Add) + Relu/Sigmoid/Tanh/LeakyRelu/Clip/HardSigmoid → com.microsoft FusedConv (--target ort-cpu).",
+    doc="Conv (+ same-shape Add) + Relu/Sigmoid/Tanh/LeakyRelu/Clip/HardSigmoid → com.microsoft FusedConv (--target ort-cpu).",
 )

@@ -10,8 +10,7 @@ import math
 import numpy as np
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, is_scalar, rank, shape_of
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import ORT_TARGETS, Rule
+from onnxopt.rewrite import ORT_TARGETS, Rule, rule_pass
 
 GELU_OPSET = 20
 MS = "com.microsoft"
@@ -133,7 +132,7 @@ def _bias_vector(b: np.ndarray, x_rank: int | None, size: int) -> np.ndarray | N
 
 
 GELU_RULES = tuple(_variants())
-shapes_on_demand_pass(
-    GELU_RULES, "fuse_gelu", "Decomposed GELU (erf or tanh form) → Gelu (opset ≥ 20); --target ort: Gelu/FastGelu.",
+rule_pass(
+    GELU_RULES, "fuse_gelu", doc="Decomposed GELU (erf or tanh form) → Gelu (opset ≥ 20); --target ort: Gelu/FastGelu.",
 )
-shapes_on_demand_pass((FuseBiasGelu,), FuseBiasGelu.name, FuseBiasGelu.__doc__)
+rule_pass(FuseBiasGelu)

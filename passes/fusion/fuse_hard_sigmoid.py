@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import clip_bounds, float_type_reason, is_scalar
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import Rule, rule_pass
 
 # Numpy-style broadcasting of the matched Add/Mul/Div (and HardSigmoid without `consumed_inputs`) from opset 7.
 HARD_SIGMOID_OPSET = 7
@@ -58,4 +57,4 @@ class FuseHardSigmoid(Rule):
         return op.HardSigmoid(m["x"], alpha=1 / 6, beta=0.5)
 
 
-shapes_on_demand_pass((FuseHardSigmoid,), FuseHardSigmoid.name, FuseHardSigmoid.__doc__)
+rule_pass(FuseHardSigmoid)

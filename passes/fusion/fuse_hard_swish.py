@@ -4,8 +4,7 @@ from __future__ import annotations
 from onnxopt.passes.fusion._decomposed import float_type_reason
 from onnxopt.passes.fusion.fuse_hard_sigmoid import divided_by_six, relu6_shifted, relu6_shifted_reason, sixth_reason
 from onnxopt.passes.fusion.regroup_hard_swish import RegroupHardSwish
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import Rule, rule_pass
 
 HARD_SWISH_OPSET = 14
 
@@ -60,7 +59,7 @@ class FuseHardSwishScaled(RegroupHardSwish):
         return op.HardSwish(m["x"])
 
 
-shapes_on_demand_pass(
+rule_pass(
     (FuseHardSwish, FuseHardSwishOfRelu6, FuseHardSwishScaled), "fuse_hard_swish",
-    "x · HardSigmoid(x) and x · Relu6(x + 3) / 6 → HardSwish (opset ≥ 14).",
+    doc="x · HardSigmoid(x) and x · Relu6(x + 3) / 6 → HardSwish (opset ≥ 14).",
 )

@@ -12,8 +12,7 @@ from onnxopt.passes.fusion._decomposed import (
     constant, divide, float_type_reason, negative_axis, numpy_type, rank, reduce_axes, scalar, spelling_reason,
     normalized_axis, spellings, square, trailing_axis, trailing_dims, trailing_factor,
 )
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import Rule, rule_pass
 
 LAYER_NORM_OPSET = 17
 
@@ -119,7 +118,7 @@ def affine_parts(m, var: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray
 
 
 LAYER_NORM_RULES = (*spellings(FuseLayerNorm), FuseLayerNormScale, FuseLayerNormBias)
-shapes_on_demand_pass(
+rule_pass(
     LAYER_NORM_RULES, "fuse_layer_norm",
-    "Decomposed layer normalization (mean, centre, variance, ε, √, divide, ·γ, +β) → LayerNormalization (opset ≥ 17).",
+    doc="Decomposed layer normalization (mean, centre, variance, ε, √, divide, ·γ, +β) → LayerNormalization (opset ≥ 17).",
 )

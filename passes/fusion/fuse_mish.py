@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import float_type_reason
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import Rule, rule_pass
 
 MISH_OPSET = 18
 
@@ -26,4 +25,4 @@ class FuseMish(Rule):
         return op.Mish(m["x"])
 
 
-shapes_on_demand_pass((FuseMish,), FuseMish.name, FuseMish.__doc__)
+rule_pass(FuseMish)

@@ -13,8 +13,7 @@ from onnxopt.passes.fusion._decomposed import (
     spelling_reason,
     spellings, square, trailing_axis, trailing_dims, trailing_factor,
 )
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import ORT_TARGETS, Rule
+from onnxopt.rewrite import ORT_TARGETS, Rule, rule_pass
 
 RMS_NORM_OPSET = 23
 RMS_NORM_OPS = ("RMSNormalization", "SimplifiedLayerNormalization")
@@ -81,8 +80,10 @@ class FuseRmsNormScale(Rule):
 
 
 RMS_NORM_RULES = (*spellings(FuseRmsNorm), FuseRmsNormScale)
-shapes_on_demand_pass(
+rule_pass(
     RMS_NORM_RULES, "fuse_rms_norm",
-    "Decomposed RMS normalization (x², mean, ε, √, divide, ·γ) → RMSNormalization (opset ≥ 23; "
-    "--target ort: SimplifiedLayerNormalization).",
+    doc=(
+        "Decomposed RMS normalization (x², mean, ε, √, divide, ·γ) → RMSNormalization (opset ≥ 23; "
+        "--target ort: SimplifiedLayerNormalization)."
+    ),
 )

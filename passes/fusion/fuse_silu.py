@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, float_type_reason, scalar
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import ORT_TARGETS, Rule
+from onnxopt.rewrite import ORT_TARGETS, Rule, rule_pass
 
 SWISH_OPSET = 24
 MS = "com.microsoft"
@@ -67,7 +66,7 @@ def _swish(op, m, alpha: float):
     return op.QuickGelu(m["x"], alpha=alpha, _domain=MS)
 
 
-shapes_on_demand_pass(
+rule_pass(
     (FuseSilu, FuseScaledSilu), "fuse_silu",
-    "x · Sigmoid(x) and x · Sigmoid(αx) → Swish (opset 24); --target ort: com.microsoft QuickGelu.",
+    doc="x · Sigmoid(x) and x · Sigmoid(αx) → Swish (opset 24); --target ort: com.microsoft QuickGelu.",
 )

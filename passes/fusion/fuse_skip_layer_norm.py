@@ -7,8 +7,7 @@ root's outputs, so the pre-norm layout (the sum is also the next residual) is le
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, negative_axis, shape_of
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import Rule, rule_pass
 
 MS = "com.microsoft"
 
@@ -97,8 +96,10 @@ def skip_norm_reason(m) -> str:
     return ""
 
 
-shapes_on_demand_pass(
+rule_pass(
     (FuseSkipLayerNormBias, FuseSkipLayerNorm, FuseSkipSimplifiedLayerNorm), "fuse_skip_layer_norm",
-    "Add + LayerNormalization (or RMS normalization) → com.microsoft SkipLayerNormalization "
-    "(SkipSimplifiedLayerNormalization) (--target ort).",
+    doc=(
+        "Add + LayerNormalization (or RMS normalization) → com.microsoft SkipLayerNormalization "
+        "(SkipSimplifiedLayerNormalization) (--target ort)."
+    ),
 )

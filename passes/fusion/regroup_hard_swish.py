@@ -8,11 +8,10 @@ into its range) and QLinearMul.
 from __future__ import annotations
 
 from onnxopt.passes.fusion._decomposed import float_type_reason
-from onnxopt.passes.fusion._shapes_on_demand import shapes_on_demand_pass
 from onnxopt.passes.fusion.fuse_hard_sigmoid import (
     HARD_SIGMOID_OPSET, divided_by_six, relu6_shifted, relu6_shifted_reason, sixth_reason,
 )
-from onnxopt.rewrite import Rule
+from onnxopt.rewrite import Rule, rule_pass
 
 
 class RegroupHardSwish(Rule):
@@ -35,4 +34,4 @@ class RegroupHardSwish(Rule):
         return op.Mul(m["x"], op.HardSigmoid(m["x"], alpha=1 / 6, beta=0.5))
 
 
-shapes_on_demand_pass((RegroupHardSwish,), RegroupHardSwish.name, RegroupHardSwish.__doc__)
+rule_pass(RegroupHardSwish)

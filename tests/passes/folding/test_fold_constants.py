@@ -305,5 +305,5 @@ def test_light_resnet50_weights_fold(check_pass, resnet50_path, monkeypatch):
     del after["ConstantOfShape"]
     result = check_pass("fold_constants", model, after, context=SMALL)
     assert result.counters["folded_nodes"] == before["ConstantOfShape"]
-    assert len(ort_calls) == 1
+    assert ort_calls == []  # ConstantOfShape only fills: numpy computes those bytes without a session
     onnx.checker.check_model(onnx.ModelProto.FromString(serialize(model)), full_check=True)

@@ -48,11 +48,11 @@ def test_declines(text, reason, target):
 
 
 def test_shapes_are_inferred_only_when_a_match_lacks_them(monkeypatch):
-    import onnxopt.passes.fusion._shapes_on_demand as on_demand
+    import onnxopt.rewrite.ruleset as engine
 
     calls = []
-    infer = on_demand.infer_shapes
-    monkeypatch.setattr(on_demand, "infer_shapes", lambda model: calls.append(1) or infer(model))
+    infer = engine.infer_shapes
+    monkeypatch.setattr(engine, "infer_shapes", lambda model: calls.append(1) or infer(model))
     intermediate = silu(body="x1 = Relu(x)\n      s = Sigmoid(x1)\n      y = Mul(x1, s)")
     assert_fuses(RULE, intermediate, INITS, {"Relu": 1, "Swish": 1})
     assert len(calls) == 1  # the first run inferred x1's type; the idempotence run found nothing to match
