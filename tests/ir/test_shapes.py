@@ -73,3 +73,43 @@ def test_the_skeleton_follows_type_and_name_edits_between_inferences(monkeypatch
     assert skeleton_info().type == onnx.helper.make_tensor_type_proto(onnx.TensorProto.DOUBLE, None)
     t.name = "t_renamed"
     assert skeleton_info().name == "t_renamed"
+
+
+SETTLING = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[N, 6] x, int64[2] s) => (float[?, ?] y, float[N, 6] z, float[?, ?] f) {
+        r = Relu(x)
+        y = Reshape(r, s)
+        z = Neg(r)
+        k = Constant<value = int64[2] {3, -1}>()
+        f = Reshape(r, k)
+    }"""
+
+
+def test_settled_types_answer_after_edits_and_unknown_dims_do_not():
+    """A type whose dims are numbers or the inputs' symbols stays true after edits; one with a dim inference could
+    not know (a Reshape by data it cannot see, a symbol it made up) may sharpen, so it is inferred again."""
+    from onnxopt.ir import settled_type
+
+    model = model_from_text(SETTLING)
+    relu, reshape, _, _, folded = list(model.graph)
+    infer_types(model)
+    model.graph.mark_changed()  # any edit since
+    assert [d.dim_value or d.dim_param for d in settled_type(model, relu.outputs[0]).tensor_type.shape.dim] == ["N", 6]
+    assert settled_type(model, reshape.outputs[0]) is None  # rank 2, dims unknown
+    types = model.graph.inferred_types[2]
+    made_up = onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, ["unk__0", 6])
+    types[folded.outputs[0]] = made_up
+    assert settled_type(model, folded.outputs[0]) is None
+
+
+def test_fixing_an_input_shape_unsettles_the_types_inferred_from_it():
+    from onnxopt.ir import settled_type
+
+    model = model_from_text(SETTLING)
+    relu = next(iter(model.graph))
+    infer_types(model)
+    assert settled_type(model, relu.outputs[0]) is not None
+    make_pass("fix_input_shapes", PassContext(input_shapes={"x": (2, 6)})).call(model)
+    assert settled_type(model, relu.outputs[0]) is None
+    assert [d.dim_value for d in infer_types(model)[relu.outputs[0]].tensor_type.shape.dim] == [2, 6]
