@@ -352,7 +352,7 @@ def _graph_parts(
     """The main graph's parts (a view's weights join its inputs), or a standalone subgraph's."""
     weights = [w for w in view.weights if w not in graph.input_set] if view is not None else []
     yield _graph_shell_bytes(graph, view, weights)
-    yield _nodes_bytes(graph, view)
+    yield from _nodes_parts(graph, view)
     yield from _initializer_parts(graph, data_stream, location, size_threshold, view)
 
 
@@ -422,8 +422,9 @@ def _value_infos_bytes(graph: Graph, view: WriteView | None) -> bytes:
     return b"".join(chunks)
 
 
-def _subgraph_bytes(graph: Graph, view: WriteView | None) -> bytes:
-    """A subgraph's GraphProto bytes, data inline, fields in number order (what serializing its GraphProto gives)."""
+def _subgraph_parts(graph: Graph, view: WriteView | None) -> list[Part]:
+    """A subgraph's GraphProto bytes in parts, data inline, fields in number order (what serializing its GraphProto
+    gives)."""
     middle = _graph_shell(graph, view)  # doc_string (10), input (11), output (12) once the rest is moved out
     head = GraphProto(**_present(name=middle.name))  # name (2)
     middle.ClearField("name")
@@ -431,11 +432,11 @@ def _subgraph_bytes(graph: Graph, view: WriteView | None) -> bytes:
     for field in ("quantization_annotation", "sparse_initializer", "metadata_props"):
         getattr(tail, field).extend(getattr(middle, field))
         middle.ClearField(field)
-    return b"".join((
-        _nodes_bytes(graph, view), head.SerializeToString(),
+    return [
+        *_nodes_parts(graph, view), head.SerializeToString(),
         *map(_part_bytes, _initializer_parts(graph, None, "", 0, view)),
         middle.SerializeToString(), _value_infos_bytes(graph, view), tail.SerializeToString(),
-    ))
+    ]
 
 
 def _value_info_bytes(value: Value, type_: TypeProto) -> bytes:
@@ -474,59 +475,66 @@ def _graph_shell(graph: Graph, view: WriteView | None = None, extra_inputs: Sequ
     return shell
 
 
-def _nodes_bytes(graph: Graph, view: WriteView | None = None) -> bytes:
-    """GraphProto field 1 (node) for every node; unchanged nodes reuse their NodeProto (loaded or built before)."""
-    chunks = []
+def _nodes_parts(graph: Graph, view: WriteView | None = None) -> list[Part]:
+    """GraphProto field 1 (node) for every node; unchanged nodes reuse their NodeProto (loaded or built before).
+
+    Nested graphs stay in parts up to the file (or the one join of serialize): joining at every level would copy
+    the weights of deeply nested subgraphs once per level."""
+    chunks: list[Part] = []
     for node in graph:
         proto = node.proto
-        if proto is not None:
-            data = proto.SerializeToString()
-        elif node.subgraphs():
-            data = _holder_bytes(node, view)
-        else:
+        if proto is None and node.subgraphs():
+            parts = _holder_parts(node, view)
+            chunks.append(_field(1, sum(map(_part_len, parts))))
+            chunks += parts
+            continue
+        if proto is None:
             node.proto = proto = node_to_proto(node)  # valid until the node changes (see Node.proto)
-            data = proto.SerializeToString()
+        data = proto.SerializeToString()
         chunks.append(_field(1, len(data)))
         chunks.append(data)
-    return b"".join(chunks)
+    return chunks
 
 
-def _holder_bytes(node: Node, view: WriteView | None = None) -> bytes:
-    """node_to_proto(node).SerializeToString() for a node holding subgraphs, with the subgraphs' bytes written in
+def _holder_parts(node: Node, view: WriteView | None = None) -> list[Part]:
+    """node_to_proto(node).SerializeToString() in parts for a node holding subgraphs, with the subgraphs' parts in
     place: building them as protos copies each nested level several times (parse, attribute, append, serialize)."""
     head = NodeProto(
         input=[v.name if v is not None else "" for v in node.inputs],
         output=[v.name for v in node.outputs],
         **_present(op_type=node.op_type, name=node.name),
     )
-    chunks = [head.SerializeToString()]  # fields 1-4; attributes are field 5, the rest follow (field order)
+    chunks: list[Part] = [head.SerializeToString()]  # fields 1-4; attributes are field 5, the rest follow in order
     for name, value in node.attrs.items():
         if isinstance(value, Graph):
-            data = _graph_attribute_bytes(name, AttributeProto.GRAPH, 6, (value,), view)
+            parts = _graph_attribute_parts(name, AttributeProto.GRAPH, 6, (value,), view)
         elif isinstance(value, tuple):
-            data = _graph_attribute_bytes(name, AttributeProto.GRAPHS, 11, value, view)
+            parts = _graph_attribute_parts(name, AttributeProto.GRAPHS, 11, value, view)
         else:
-            data = value.SerializeToString()
-        chunks += (_field(5, len(data)), data)
+            parts = [value.SerializeToString()]
+        chunks.append(_field(5, sum(map(_part_len, parts))))
+        chunks += parts
     tail = NodeProto(**_present(domain=node.domain, doc_string=node.doc_string, overload=node.overload))
     if node._source is not None:
         for field in _UNMODELLED_NODE_FIELDS:
             getattr(tail, field).extend(getattr(node._source, field))
     chunks.append(tail.SerializeToString())
-    return b"".join(chunks)
+    return chunks
 
 
-def _graph_attribute_bytes(
+def _graph_attribute_parts(
     name: str, kind: int, number: int, graphs: tuple[Graph, ...], view: WriteView | None
-) -> bytes:
-    """AttributeProto bytes: name (field 1), each graph (field `number`: 6 for g, 11 for graphs), type (field 20)."""
+) -> list[Part]:
+    """AttributeProto bytes in parts: name (field 1), each graph (field `number`: 6 for g, 11 for graphs), type
+    (field 20)."""
     encoded = name.encode()
-    chunks = [_field(1, len(encoded)), encoded]
+    chunks: list[Part] = [_field(1, len(encoded)), encoded]
     for graph in graphs:
-        data = _subgraph_bytes(graph, view)
-        chunks += (_field(number, len(data)), data)
+        parts = _subgraph_parts(graph, view)
+        chunks.append(_field(number, sum(map(_part_len, parts))))
+        chunks += parts
     chunks.append(bytes((20 << 3, 1, kind)))  # field 20 as a varint (tag 160 takes two bytes); kind < 128
-    return b"".join(chunks)
+    return chunks
 
 
 def node_to_proto(node: Node) -> NodeProto:

@@ -129,7 +129,7 @@ def test_failed_save_leaves_no_temp_file_and_keeps_the_old_output(tmp_path, monk
     def broken(*args):
         raise RuntimeError("boom while serializing")
 
-    monkeypatch.setattr(serde, "_nodes_bytes", broken)
+    monkeypatch.setattr(serde, "_nodes_parts", broken)
     with pytest.raises(RuntimeError, match="boom"):
         ir.save(ir.from_proto(small_model()), target)
     assert leftovers(tmp_path) == []
