@@ -72,7 +72,8 @@ def optimize(
         explain=frozenset(explain),
     )
     original = model.clone() if verify else None
-    manager = PassManager(passes, context, max_iterations=max_iterations)
+    # a failing pass rolls back only the caller's own model (inplace); a loaded or copied one is dropped anyway
+    manager = PassManager(passes, context, max_iterations=max_iterations, transactional=inplace)
     result = manager.run(model)
     if original is not None:
         result = _verified(original, result, manager, context, verify_samples, data, safe)

@@ -88,6 +88,19 @@ def test_failing_pass_restores_model_and_names_pass_and_node():
     lint(model)
 
 
+@pytest.mark.parametrize("inplace", [False, True])
+def test_optimize_leaves_the_callers_model_whole_when_a_pass_fails(inplace):
+    """Without inplace the caller's model is never touched (the run works on a copy it drops on failure, so it keeps
+    no checkpoint); with inplace the run rolls the caller's model back to just before the failing pass."""
+    from onnxopt.pipeline import optimize
+
+    model = model_from_text(CHAIN)
+    with pytest.raises(PassError, match="test_exploding"):
+        optimize(model, ["test_cancel_neg_pairs", "test_exploding"], inplace=inplace)
+    assert op_histogram(model) == ({"Neg": 2} if inplace else {"Neg": 4})
+    lint(model)
+
+
 def test_unknown_pass_lists_valid_names():
     with pytest.raises(UnknownPassError, match="valid names: fold, cleanup, fuse, dce"):
         expand_pipeline("fuse,nonsense")
