@@ -422,7 +422,7 @@ def _value_infos_bytes(graph: Graph, view: WriteView | None) -> bytes:
     return b"".join(chunks)
 
 
-def _subgraph_parts(graph: Graph, view: WriteView | None) -> list[Part]:
+def _subgraph_parts(graph: Graph, view: WriteView | None) -> _Parts:
     """A subgraph's GraphProto bytes in parts, data inline, fields in number order (what serializing its GraphProto
     gives)."""
     middle = _graph_shell(graph, view)  # doc_string (10), input (11), output (12) once the rest is moved out
@@ -432,11 +432,10 @@ def _subgraph_parts(graph: Graph, view: WriteView | None) -> list[Part]:
     for field in ("quantization_annotation", "sparse_initializer", "metadata_props"):
         getattr(tail, field).extend(getattr(middle, field))
         middle.ClearField(field)
-    return [
-        *_nodes_parts(graph, view), head.SerializeToString(),
-        *map(_part_bytes, _initializer_parts(graph, None, "", 0, view)),
-        middle.SerializeToString(), _value_infos_bytes(graph, view), tail.SerializeToString(),
-    ]
+    parts = _nodes_parts(graph, view)
+    parts.add(head.SerializeToString(), *map(_part_bytes, _initializer_parts(graph, None, "", 0, view)),
+              middle.SerializeToString(), _value_infos_bytes(graph, view), tail.SerializeToString())
+    return parts
 
 
 def _value_info_bytes(value: Value, type_: TypeProto) -> bytes:
@@ -475,28 +474,49 @@ def _graph_shell(graph: Graph, view: WriteView | None = None, extra_inputs: Sequ
     return shell
 
 
-def _nodes_parts(graph: Graph, view: WriteView | None = None) -> list[Part]:
-    """GraphProto field 1 (node) for every node; unchanged nodes reuse their NodeProto (loaded or built before).
+class _Parts(list):
+    """A message's bytes in pieces, with their total length kept as pieces are added.
 
-    Nested graphs stay in parts up to the file (or the one join of serialize): joining at every level would copy
+    Nested graphs stay in pieces up to the file (or the one join of serialize): joining at every level would copy
     the weights of deeply nested subgraphs once per level."""
-    chunks: list[Part] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size = 0
+
+    def add(self, *pieces: Part) -> None:
+        """Append raw pieces."""
+        for piece in pieces:
+            self.append(piece)
+            self.size += _part_len(piece)
+
+    def add_message(self, number: int, message: _Parts) -> None:
+        """Append field `number` holding `message`."""
+        self.add(_field(number, message.size))
+        self.extend(message)
+        self.size += message.size
+
+
+def _nodes_parts(graph: Graph, view: WriteView | None = None) -> _Parts:
+    """GraphProto field 1 (node) for every node; unchanged nodes reuse their NodeProto (loaded or built before)."""
+    parts = _Parts()
+    plain: list[bytes] = []  # consecutive nodes without subgraphs, joined into one piece
     for node in graph:
         proto = node.proto
         if proto is None and node.subgraphs():
-            parts = _holder_parts(node, view)
-            chunks.append(_field(1, sum(map(_part_len, parts))))
-            chunks += parts
+            parts.add(b"".join(plain))
+            plain = []
+            parts.add_message(1, _holder_parts(node, view))
             continue
         if proto is None:
             node.proto = proto = node_to_proto(node)  # valid until the node changes (see Node.proto)
         data = proto.SerializeToString()
-        chunks.append(_field(1, len(data)))
-        chunks.append(data)
-    return chunks
+        plain += (_field(1, len(data)), data)
+    parts.add(b"".join(plain))
+    return parts
 
 
-def _holder_parts(node: Node, view: WriteView | None = None) -> list[Part]:
+def _holder_parts(node: Node, view: WriteView | None = None) -> _Parts:
     """node_to_proto(node).SerializeToString() in parts for a node holding subgraphs, with the subgraphs' parts in
     place: building them as protos copies each nested level several times (parse, attribute, append, serialize)."""
     head = NodeProto(
@@ -504,37 +524,36 @@ def _holder_parts(node: Node, view: WriteView | None = None) -> list[Part]:
         output=[v.name for v in node.outputs],
         **_present(op_type=node.op_type, name=node.name),
     )
-    chunks: list[Part] = [head.SerializeToString()]  # fields 1-4; attributes are field 5, the rest follow in order
+    parts = _Parts()
+    parts.add(head.SerializeToString())  # fields 1-4; attributes are field 5, the rest follow in field order
     for name, value in node.attrs.items():
         if isinstance(value, Graph):
-            parts = _graph_attribute_parts(name, AttributeProto.GRAPH, 6, (value,), view)
+            parts.add_message(5, _graph_attribute_parts(name, AttributeProto.GRAPH, 6, (value,), view))
         elif isinstance(value, tuple):
-            parts = _graph_attribute_parts(name, AttributeProto.GRAPHS, 11, value, view)
+            parts.add_message(5, _graph_attribute_parts(name, AttributeProto.GRAPHS, 11, value, view))
         else:
-            parts = [value.SerializeToString()]
-        chunks.append(_field(5, sum(map(_part_len, parts))))
-        chunks += parts
+            data = value.SerializeToString()
+            parts.add(_field(5, len(data)), data)
     tail = NodeProto(**_present(domain=node.domain, doc_string=node.doc_string, overload=node.overload))
     if node._source is not None:
         for field in _UNMODELLED_NODE_FIELDS:
             getattr(tail, field).extend(getattr(node._source, field))
-    chunks.append(tail.SerializeToString())
-    return chunks
+    parts.add(tail.SerializeToString())
+    return parts
 
 
 def _graph_attribute_parts(
     name: str, kind: int, number: int, graphs: tuple[Graph, ...], view: WriteView | None
-) -> list[Part]:
+) -> _Parts:
     """AttributeProto bytes in parts: name (field 1), each graph (field `number`: 6 for g, 11 for graphs), type
     (field 20)."""
     encoded = name.encode()
-    chunks: list[Part] = [_field(1, len(encoded)), encoded]
+    parts = _Parts()
+    parts.add(_field(1, len(encoded)), encoded)
     for graph in graphs:
-        parts = _subgraph_parts(graph, view)
-        chunks.append(_field(number, sum(map(_part_len, parts))))
-        chunks += parts
-    chunks.append(bytes((20 << 3, 1, kind)))  # field 20 as a varint (tag 160 takes two bytes); kind < 128
-    return chunks
+        parts.add_message(number, _subgraph_parts(graph, view))
+    parts.add(bytes((20 << 3, 1, kind)))  # field 20 as a varint (tag 160 takes two bytes); kind < 128
+    return parts
 
 
 def node_to_proto(node: Node) -> NodeProto:
