@@ -15,6 +15,8 @@ from onnxopt.ir.value import Value
 if TYPE_CHECKING:
     from onnx import SparseTensorProto, StringStringEntryProto, TensorAnnotation
 
+    from onnxopt.ir.tensor import Tensor
+
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
@@ -119,6 +121,20 @@ class Graph:
         self.output_set.add(new)
         old.name = self.unique_name(name)
         new.name = name
+
+    def promote_to_initializer(self, value: Value, tensor: Tensor) -> None:
+        """Make `value`, the only output of a node of this graph, an initializer holding `tensor`, and remove the
+        node: its readers keep the same Value, so nothing is renamed or re-wired."""
+        node = value.producer()
+        if node is None or node.graph is not self or len(node.outputs) != 1 or value in self.output_set:
+            raise IRError(f"{value.name!r} is not the only output of a node of graph {self.name!r} (or is an output)")
+        placeholder = Value()
+        placeholder._producer = node
+        node.outputs = (placeholder,)
+        value._producer = None
+        self.remove(node)
+        value.const_value = tensor
+        self.initializers[value.name] = value
 
     def add_initializer(self, value: Value) -> Value:
         """Register a constant value (its const_value must be set) under a unique name."""

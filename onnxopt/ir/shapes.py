@@ -97,8 +97,13 @@ def keep_inferred_types(model: Model, revision: int) -> None:
     cached = root.inferred_types
     if cached is None or cached[0] != revision or not cached[2]:
         return
-    alive = {value: type_ for value, type_ in cached[2].items() if value.producer().graph is not None}
+    alive = {value: type_ for value, type_ in cached[2].items() if _alive(value)}
     root.inferred_types = (root.revision, cached[1], alive)
+
+
+def _alive(value: Value) -> bool:
+    producer = value.producer()
+    return (producer.graph if producer is not None else value.graph) is not None  # an initializer once produced
 
 
 def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:

@@ -309,3 +309,33 @@ def test_model_clone_and_restore() -> None:
     m.restore(snapshot)
     assert ops(m.graph) == ["Relu", "Neg", "Abs", "Sigmoid"] and "k" not in m.metadata_props
     lint(m)
+
+
+# ---- promote_to_initializer ----------------------------------------------------------------------
+def test_promote_to_initializer_keeps_the_value_its_name_and_readers() -> None:
+    m = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y) { k = Constant<value = float[2] {1, 2}>()  y = Add(x, k) }""")
+    const, add = m.graph.nodes
+    k = const.outputs[0]
+    add_proto = add.proto
+    m.graph.promote_to_initializer(k, ir.Tensor.from_array(np.array([1, 2], np.float32)))
+    assert ops(m.graph) == ["Add"] and m.graph.initializers == {"k": k}
+    assert k.producer() is None and k.is_constant() and add.inputs[1] is k and k.name == "k"
+    assert add.proto is add_proto  # the reader is unchanged, so its cached proto stays valid
+    lint(m)
+    assert_same_outputs(model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y) { k = Constant<value = float[2] {1, 2}>()  y = Add(x, k) }"""), m)
+
+
+def test_promote_to_initializer_refuses_graph_outputs_and_values_without_a_producer() -> None:
+    m = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y) { y = Constant<value = float[2] {1, 2}>() }""")
+    data = ir.Tensor.from_array(np.array([1, 2], np.float32))
+    with pytest.raises(IRError, match="is an output"):
+        m.graph.promote_to_initializer(m.graph.outputs[0], data)
+    with pytest.raises(IRError):
+        m.graph.promote_to_initializer(m.graph.inputs[0], data)
+    assert ops(m.graph) == ["Constant"]
