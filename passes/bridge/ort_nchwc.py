@@ -12,6 +12,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from onnxopt.ir import Model, Node, from_proto, save
+from onnxopt.passes.bridge.canonical import canonicalize
 from onnxopt.passmanager import Pass, PassResult, register_pass
 
 NCHWC_DOMAIN = "com.microsoft.nchwc"
@@ -56,6 +57,8 @@ class OrtNchwcLayout(Pass):
             save(model, source)
             run_nchwc_transformer(source, target)
             transformed = onnx.load(target)
+        # ORT emits nodes in hash-map order and numbers its made-up names in that order: settle both
+        canonicalize(transformed.graph, _names(model), "nchwc")
         rebuilt = from_proto(transformed, model.base_dir)
         after = _histogram(rebuilt)
         if after == _histogram(model):
@@ -98,6 +101,18 @@ def _is_seed(node: Node) -> bool:
     weight = node.inputs[1] if len(node.inputs) > 1 else None
     return ((node.domain, node.op_type) in _SEEDS and weight is not None and weight.is_constant()
             and weight.dtype == TensorProto.FLOAT and len(weight.shape) == 4)
+
+
+def _names(model: Model) -> set[str]:
+    """Every node and value name in the model, subgraphs included."""
+    names: set[str] = set()
+    for graph in model.graph.all_graphs():
+        names.update(v.name for v in graph.inputs)
+        names.update(graph.initializers)
+        for node in graph:
+            names.add(node.name)
+            names.update(v.name for v in node.outputs)
+    return names
 
 
 def _histogram(model: Model) -> collections.Counter:
