@@ -279,8 +279,10 @@ class PassManager:
         if not self.passes:
             for pass_ in self.final:
                 self._apply(pass_.name, pass_, model, run, iteration + 1)
+        revision = model.graph.revision
         for graph in model.graph.all_graphs():
             graph.sort()
+        keep_inferred_types(model, revision)  # reordering changes no value's type
         lint(model)
         return PipelineResult(model, run.stats, run.history, iteration, converged or not self.passes)
 

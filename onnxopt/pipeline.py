@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import onnx
 
 from onnxopt.errors import ModelCheckError, OnnxoptError, VerificationError
-from onnxopt.ir import Model, from_proto, load, to_proto
+from onnxopt.ir import Model, from_proto, infer_shapes, load, to_proto
 from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult, expand_pipeline
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def optimize(
         result = _verified(original, result, manager, context, verify_samples, data, safe)
     result.explanations = context.explanations
     model = result.model
+    infer_shapes(model)  # the result carries the types onnx infers for it, whichever passes asked for shapes on the way
     model.metadata_props[VERSION_KEY] = __version__
     model.metadata_props[PIPELINE_KEY] = f"{pipeline};target={target}"
     model.metadata_props[PORTABILITY_KEY] = portability(model)

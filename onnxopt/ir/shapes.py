@@ -67,14 +67,21 @@ def carry_inferred_type(model: Model, old: Value, new: Value) -> None:
 
 
 def recall_shape(model: Model, value: Value) -> bool:
-    """True when `value` has a shape, giving a shapeless node output its `settled_type` first if it has one."""
-    if value.shape is not None:
-        return True
+    """True when `value` has a shape that inference gave it (now or before: rewrites keep the meaning of the values
+    they leave), recording its settled type first. A type only declared in the file may be wrong, so it does not
+    count until inference has confirmed it; inputs, initializers and outer values have the shape they declare.
+    """
+    if value.producer() is None:
+        return value.shape is not None
     known = settled_type(model, value)
-    if known is None or value.is_graph_output():
+    if known is not None:
+        if value.type is not known and not value.is_graph_output():
+            value.type = known
+        return True
+    cached = model.graph.inferred_types
+    if cached is None or value.shape is None:
         return False
-    value.type = known
-    return True
+    return cached[0] == model.graph.revision or value.type == cached[2].get(value)
 
 
 def _current_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
@@ -89,7 +96,7 @@ def _current_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
 
 def keep_inferred_types(model: Model, revision: int) -> None:
     """Carry the types inferred at `revision` over to the current one, after edits that only removed what
-    nothing reads: inference works forward from producers, so what remains is typed as before.
+    nothing reads or reordered nodes: inference works forward from producers, so what remains is typed as before.
 
     A failed inference (no types) is not carried: the removed nodes may have been what it failed on.
     """

@@ -177,3 +177,12 @@ def test_matmul_chain_becomes_gemm_then_absorbs_bn():
     from onnxopt.testing import assert_same_outputs
     assert_same_outputs(original, model, rtol=0.0, atol=1e-4)
     assert not run_pass("fuse_bn_into_gemm", model)[0]
+
+
+def test_a_wrong_declared_shape_is_not_trusted_until_inference_confirms_it():
+    """r is 3-D, but the file declares it 2-D in value_info: the rule must see the inferred rank and decline."""
+    text = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[2,3,5] a) => (float[?,?,?] y) <float[3,5] r> { r = Relu(a)  m = MatMul(r, w)  y = Add(m, c) }"""
+    assert_declines("fuse_matmul_add_into_gemm", text, {"w": weights(5, 4), "c": weights(4)},
+                    "A has shape [2, 3, 5], not 2-D")
