@@ -160,7 +160,9 @@ def _constant_of_shape(node: Node, inputs: list, opset: int) -> np.ndarray:
     fill = numpy_helper.to_array(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
     if fill.size != 1:
         raise _Unsupported("ConstantOfShape value is not one element")
-    return np.full(_ints(inputs[0]), fill[0], dtype=fill.dtype)
+    result = np.empty(_ints(inputs[0]), dtype=fill.dtype)
+    result.fill(fill[0])
+    return result
 
 
 def _expand(node: Node, inputs: list, opset: int) -> np.ndarray:

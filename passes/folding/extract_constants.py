@@ -4,7 +4,7 @@ from __future__ import annotations
 from onnxopt.ir import Graph, Model, Node
 from onnxopt.ir.constants import constant_tensor
 from onnxopt.passmanager import Pass, PassResult, register_pass
-from onnxopt.passes.folding.materialize import can_replace, constant_home, replace_with_constant
+from onnxopt.passes.folding.materialize import can_replace, constant_in_place, replace_with_constant
 
 def is_constant_node(node: Node) -> bool:
     """True for a standard-domain Constant node."""
@@ -20,11 +20,8 @@ def extract_graph_constants(graph: Graph) -> int:
         tensor = constant_tensor(node)
         if tensor is None:
             continue
-        value = node.outputs[0]
-        if constant_home(graph) is graph and not value.is_graph_output():
-            graph.promote_to_initializer(value, tensor)  # readers keep the value: nothing renamed or re-wired
-        else:
-            replace_with_constant(value, tensor)
+        if not constant_in_place(node.outputs[0], tensor):
+            replace_with_constant(node.outputs[0], tensor)
             graph.remove(node)
         count += 1
     return count

@@ -1,6 +1,7 @@
 """fold_constants: nodes whose inputs are all constant are evaluated (a whole graph's worth per ORT session)."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ from onnxopt.ir import Graph, Model, Node, Value
 from onnxopt.passmanager import Pass, PassResult, register_pass
 from onnxopt.passes.folding.evaluate import evaluate_regions
 from onnxopt.passes.folding.extract_constants import extract_graph_constants
-from onnxopt.passes.folding.materialize import adopt_initializer, can_replace, replace_with_constant
+from onnxopt.passes.folding.materialize import adopt_initializer, can_replace, constant_in_place, replace_with_constant
 
 NONDETERMINISTIC = frozenset(
     {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
@@ -74,6 +75,7 @@ def estimated_bytes(node: Node) -> int | None:
     return None
 
 
+@functools.cache
 def _itemsize(dtype: int) -> int:
     return np.dtype(helper.tensor_dtype_to_np_dtype(dtype)).itemsize
 
@@ -130,11 +132,15 @@ class _Run:
         self.unfoldable |= failed
         done = [node for node in batch if node not in failed]
         done_set = set(done)
+        in_place: set[Node] = set()  # nodes whose output became the initializer (and which are gone already)
         for node in done:
             for out in node.outputs:
                 if out.is_graph_output() or any(user not in done_set for user, _ in out.iter_uses()):
-                    replace_with_constant(out, values[out])
-        graph.remove(done)
+                    if constant_in_place(out, values[out]):
+                        in_place.add(node)
+                    else:
+                        replace_with_constant(out, values[out])
+        graph.remove([node for node in done if node not in in_place])
         self.folded += len(done)
         return bool(done)
 

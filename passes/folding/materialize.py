@@ -36,6 +36,22 @@ def adopt_initializer(graph: Graph, const: Value) -> None:
         home.add_input(const)
 
 
+def constant_in_place(value: Value, tensor: Tensor) -> bool:
+    """Make `value` itself an initializer holding `tensor` and remove its producer, when it is the producer's only
+    output, stays in its graph and is no graph output (readers keep the value: nothing renamed or re-wired).
+    False when it cannot: use replace_with_constant."""
+    graph = value.graph
+    producer = value.producer()
+    if graph is None or constant_home(graph) is not graph or value.is_graph_output() or producer is None \
+            or len(producer.outputs) != 1:
+        return False
+    graph.promote_to_initializer(value, tensor)
+    if graph.legacy_initializer_inputs:
+        value.set_type(tensor.dtype, tensor.shape)
+        graph.add_input(value)
+    return True
+
+
 def replace_with_constant(value: Value, tensor: Tensor) -> Value:
     """Make every reader of `value` (and its graph's output list) read a new initializer holding `tensor`.
 
