@@ -1,11 +1,10 @@
-"""Streaming activation collection: one ONNX Runtime session with the observed tensors added as outputs,
-run sample by sample; each result updates its observer and is dropped, so memory does not grow with
-the number of samples.
+"""Streaming activation collection: one ONNX Runtime session with the observed tensors added as outputs
+(see probe.py), run sample by sample; each result updates its observer and is dropped, so memory does not
+grow with the number of samples.
 """
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing as mp
 import os
 import time
@@ -14,13 +13,12 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import onnxruntime as ort
-from onnx import TensorProto, helper
 
 from onnxopt.bench.progress import ProgressBar
-from onnxopt.calibration.observers import MinMaxObserver, Observer, make_observer, observer_from_state
+from onnxopt.calibration.observers import Observer, make_observer, observer_from_state
+from onnxopt.calibration.probe import Probe
 from onnxopt.errors import DataError
-from onnxopt.ir import Model, serialize
+from onnxopt.ir import Model
 
 logger = logging.getLogger(__name__)
 
@@ -82,23 +80,12 @@ def collect(
     """
     factory = (lambda: make_observer(observer)) if isinstance(observer, str) else observer
     observers = {name: factory() for name in tensors}
-    input_names = {v.name for v in model.graph.inputs}
-    fed = [name for name in tensors if name in input_names]
-    outputs = [name for name in tensors if name not in input_names]
-    session = _session(model, outputs, threads)
+    probe = Probe(model, observers, threads)
     bar = ProgressBar("calibrating", total or 0, enabled=False if total is None else progress)
     start = time.perf_counter()
     count = 0
     for sample in samples:
-        try:
-            results = session.run(outputs, dict(sample)) if outputs else []
-        except Exception as exc:  # onnxruntime raises its own exception types for bad feeds
-            raise DataError(f"calibration sample {count}: onnxruntime could not run it: {str(exc).splitlines()[0]}") from None
-        for name, array in zip(outputs, results):
-            _observe(observers[name], array)
-        for name in fed:
-            _observe(observers[name], sample[name])
-        del results
+        probe.observe(sample, f"calibration sample {count}")
         count += 1
         if bar.enabled:
             elapsed = time.perf_counter() - start
@@ -109,39 +96,3 @@ def collect(
     if count == 0:
         raise DataError("no calibration samples: the data source is empty (or --samples is 0)")
     return Collection(observers, count, time.perf_counter() - start)
-
-
-def _observe(observer: Observer, array: np.ndarray) -> None:
-    """Update an observer; a min-max observer gets just the batch's min and max when both are finite and
-    within its outlier limit (the same state, without its float64 pass over every value)."""
-    if isinstance(observer, MinMaxObserver) and array.size and array.dtype.kind == "f":
-        lo, hi = float(array.min()), float(array.max())
-        limit = observer.outlier_limit
-        if math.isfinite(lo) and math.isfinite(hi) and (limit is None or max(-lo, hi) <= limit):
-            observer.update(np.array([lo, hi]))
-            return
-    observer.update(array)
-
-
-def _session(model: Model, outputs: Sequence[str], threads: int) -> ort.InferenceSession:
-    """A CPU session whose graph outputs are the original outputs plus `outputs` (basic optimizations only,
-    so no fusion removes a tensor we observe)."""
-    probe = model.clone()
-    graph = probe.graph
-    by_name = {out.name: out for node in graph for out in node.outputs}
-    by_name.update(graph.initializers)
-    present = {v.name for v in graph.outputs}
-    missing = [name for name in outputs if name not in by_name]
-    if missing:
-        raise DataError(f"cannot observe {missing[:3]}: no such tensor in the model")
-    for name in outputs:
-        value = by_name[name]
-        if value.type is None:
-            value.type = helper.make_tensor_type_proto(TensorProto.FLOAT, None)
-        if name not in present:
-            graph.add_output(value)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(serialize(probe), options, providers=["CPUExecutionProvider"])

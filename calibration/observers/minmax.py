@@ -30,9 +30,11 @@ class MinMaxObserver(Observer):
     def update(self, array: np.ndarray) -> None:
         """Fold one batch's min and max into the running values."""
         values, _ = finite_values(array, self.outlier_limit)
-        if values.size == 0:
-            return
-        lo, hi = float(values.min()), float(values.max())
+        if values.size:
+            self.update_extremes(float(values.min()), float(values.max()))
+
+    def update_extremes(self, lo: float, hi: float) -> None:
+        """Fold one batch given by its min and max (finite, inside the outlier limit) into the running values."""
         if self.momentum is None or self.batches == 0:
             self.min, self.max = min(self.min, lo), max(self.max, hi)
         else:

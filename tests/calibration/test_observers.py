@@ -69,6 +69,15 @@ def test_minmax_moving_average_follows_its_formula() -> None:
     assert obs.range() == pytest.approx((0.9 * -1 + 0.1 * -3, 0.9 * 1 + 0.1 * 11))
 
 
+@pytest.mark.parametrize("momentum", [None, 0.9])
+def test_minmax_update_extremes_equals_update_with_the_batch(momentum: float | None) -> None:
+    whole, extremes = MinMaxObserver(momentum=momentum), MinMaxObserver(momentum=momentum)
+    for batch in np.array_split(UNIFORM, 7):
+        whole.update(batch)
+        extremes.update_extremes(float(batch.min()), float(batch.max()))
+    assert extremes.state_dict() == whole.state_dict()
+
+
 def test_minmax_merge_equals_single_pass_exactly() -> None:
     a, b = feed(MinMaxObserver(), UNIFORM[:30_000]), feed(MinMaxObserver(), UNIFORM[30_000:])
     assert a.merge(b).range() == feed(MinMaxObserver(), UNIFORM).range()
