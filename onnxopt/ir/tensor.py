@@ -109,6 +109,9 @@ class Tensor:
             return numpy_helper.to_array(proto, self._base_dir)
         if np_dtype is not None and proto.HasField("raw_data"):
             return np.frombuffer(proto.raw_data, dtype=np_dtype).reshape(self.shape)
+        typed_field = _TYPED_FIELDS.get(self.dtype)
+        if typed_field is not None:  # the common typed fields, without numpy_helper's general (slower) path
+            return np.array(getattr(proto, typed_field), dtype=np_dtype).reshape(self.shape)
         return numpy_helper.to_array(proto)
 
     def fingerprint(self) -> bytes:
@@ -181,6 +184,13 @@ class Tensor:
 
     def __repr__(self) -> str:
         return f"Tensor({onnx.helper.tensor_dtype_to_string(self.dtype)}, {list(self.shape)})"
+
+
+# element types whose values a TensorProto keeps in a field of exactly that type (others are packed or widened)
+_TYPED_FIELDS = {
+    TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data", TensorProto.INT64: "int64_data",
+    TensorProto.INT32: "int32_data", TensorProto.UINT64: "uint64_data",
+}
 
 
 def _contiguous_le(array: np.ndarray, dtype: int) -> np.ndarray:
