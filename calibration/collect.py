@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import queue
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from onnxopt.errors import DataError
 from onnxopt.ir import Model
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PARALLEL_MIN = 16  # fewer histogram searches than this are not worth starting processes for
 NARROW_BAND_BINS = 8  # |value| histograms longer than this many times the bin count are not searched
@@ -84,7 +87,7 @@ def collect(
     bar = ProgressBar("calibrating", total or 0, enabled=False if total is None else progress)
     start = time.perf_counter()
     count = 0
-    for sample in samples:
+    for sample in prefetched(samples):
         probe.observe(sample, f"calibration sample {count}")
         count += 1
         if bar.enabled:
@@ -96,3 +99,46 @@ def collect(
     if count == 0:
         raise DataError("no calibration samples: the data source is empty (or --samples is 0)")
     return Collection(observers, count, time.perf_counter() - start)
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """`items` in order, produced by a background thread up to `depth` ahead: the next sample is read and
+    preprocessed while ONNX Runtime (which releases the GIL) runs the current one. An exception the producer
+    raises is raised here, at the same position; leaving early stops the producer."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+            offer((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, which raises it where the sample was expected
+            offer((_DONE, exc))
+
+    thread = threading.Thread(target=produce, name="calibration-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -155,3 +155,38 @@ def test_entropy_search_skips_a_constant_band_far_from_zero():
     spread = make_observer("entropy")
     spread.update(np.random.default_rng(0).standard_normal(5000).astype(np.float32))
     assert range_of(spread) == spread.range()
+
+
+def test_prefetching_keeps_order_raises_where_the_source_failed_and_stops_with_the_consumer():
+    import itertools
+    import threading
+
+    from onnxopt.calibration.collect import prefetched
+
+    assert list(prefetched(range(50))) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise DataError("sample 3 is broken")
+
+    got = []
+    with pytest.raises(DataError, match="sample 3 is broken"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [1, 2]
+
+    produced = []
+    endless = (produced.append(i) or i for i in itertools.count())
+    taken = list(itertools.islice(prefetched(endless, depth=2), 3))
+    assert taken == [0, 1, 2] and len(produced) <= 3 + 2 + 1  # the producer stopped a few items ahead
+    assert not any(t.name == "calibration-prefetch" for t in threading.enumerate())
+
+
+def test_a_bad_sample_from_a_loader_fails_calibration_with_its_own_message():
+    def loader():
+        yield from stream(2)
+        raise DataError("calibration/003.npy: input 'x' has shape (1, 3, 8, 8), expected (1, 3, 16, 16)")
+
+    with pytest.raises(DataError, match="003.npy: input 'x' has shape"):
+        collect(small_model(), ["c"], loader(), "minmax")
