@@ -107,7 +107,7 @@ _DONE = object()
 def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """`items` in order, produced by a background thread up to `depth` ahead: the next sample is read and
     preprocessed while ONNX Runtime (which releases the GIL) runs the current one. An exception the producer
-    raises is raised here, at the same position; leaving early stops the producer."""
+    raises is raised here, at the same position; leaving early stops the producer before its next item."""
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -140,5 +140,4 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 return
             yield item
     finally:
-        stop.set()
-        thread.join()
+        stop.set()  # no join: a producer blocked reading (a pipe, a slow disk) must not hold up Ctrl-C

@@ -160,6 +160,7 @@ def test_entropy_search_skips_a_constant_band_far_from_zero():
 def test_prefetching_keeps_order_raises_where_the_source_failed_and_stops_with_the_consumer():
     import itertools
     import threading
+    import time
 
     from onnxopt.calibration.collect import prefetched
 
@@ -179,8 +180,11 @@ def test_prefetching_keeps_order_raises_where_the_source_failed_and_stops_with_t
     produced = []
     endless = (produced.append(i) or i for i in itertools.count())
     taken = list(itertools.islice(prefetched(endless, depth=2), 3))
-    assert taken == [0, 1, 2] and len(produced) <= 3 + 2 + 1  # the producer stopped a few items ahead
+    deadline = time.monotonic() + 5
+    while any(t.name == "calibration-prefetch" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not any(t.name == "calibration-prefetch" for t in threading.enumerate())
+    assert taken == [0, 1, 2] and len(produced) <= 3 + 2 + 1  # the producer stopped a few items ahead
 
 
 def test_a_bad_sample_from_a_loader_fails_calibration_with_its_own_message():
