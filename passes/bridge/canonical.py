@@ -63,21 +63,19 @@ def _canonicalize(graph: GraphProto, outer: dict[str, str], namer: _Namer) -> No
         node.output[:] = [renamed.get(name, name) for name in node.output]
         for sub in _subgraphs(node):
             _canonicalize(sub, renamed, namer)
-    # first read first; a made-up initializer that nothing reads is dropped
-    unused = len(graph.node)
-    initializers = sorted((t for t in graph.initializer if t.name in renamed),
-                          key=lambda t: (first_use.get(t.name, unused), renamed[t.name]))
-    for initializer in initializers:
-        initializer.name = renamed[initializer.name]
-    del graph.initializer[:]
-    graph.initializer.extend(initializers)
-    # value_info in node order; entries for values the tool removed name nothing and go
-    infos = sorted((info for info in graph.value_info if info.name in renamed),
-                   key=lambda info: (first_use.get(info.name, unused), renamed[info.name]))
-    for info in infos:
-        info.name = renamed[info.name]
-    del graph.value_info[:]
-    graph.value_info.extend(infos)
+    # in order of first use; a made-up initializer nothing reads, or value_info of a value the tool removed, goes
+    _rename_in_use_order(graph.initializer, renamed, first_use, len(graph.node))
+    _rename_in_use_order(graph.value_info, renamed, first_use, len(graph.node))
+
+
+def _rename_in_use_order(entries, renamed: dict[str, str], first_use: dict[str, int], unused: int) -> None:
+    """Keep the named entries (initializers or value_info) whose names are defined, renamed and in order of use."""
+    kept = sorted((entry for entry in entries if entry.name in renamed),
+                  key=lambda entry: (first_use.get(entry.name, unused), renamed[entry.name]))
+    for entry in kept:
+        entry.name = renamed[entry.name]
+    del entries[:]
+    entries.extend(kept)
 
 
 def _canonical_order(graph: GraphProto, outer: dict[str, str], made_up: set[str]) -> list[int]:
