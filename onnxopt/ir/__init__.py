@@ -7,14 +7,14 @@ from onnxopt.ir.lint import lint
 from onnxopt.ir.model import Model
 from onnxopt.ir.node import Node
 from onnxopt.ir.shapes import (
-    carry_inferred_type, infer_shapes, infer_types, keep_inferred_types, recall_shape, settled_type,
+    PassTypes, carry_inferred_type, infer_shapes, infer_types, keep_inferred_types, recall_shape, settled_type,
 )
 from onnxopt.ir.serde import from_proto, graph_to_proto, load, save, serialize, to_proto
 from onnxopt.ir.tensor import Tensor
 from onnxopt.ir.value import Value
 
 __all__ = [
-    "Builder", "Graph", "Model", "Node", "Tensor", "Value",
+    "Builder", "Graph", "Model", "Node", "PassTypes", "Tensor", "Value",
     "carry_inferred_type", "from_proto", "graph_to_proto", "infer_shapes", "infer_types", "keep_inferred_types",
     "lint", "load", "recall_shape", "save", "serialize", "settled_type", "to_proto",
 ]

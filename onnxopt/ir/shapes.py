@@ -59,6 +59,24 @@ def settled_type(model: Model, value: Value) -> TypeProto | None:
     return known
 
 
+class PassTypes:
+    """Inferred types as one pass reads them: a settled type from an earlier inference answers at once; otherwise
+    one inference runs on the first question it cannot answer, and its result serves the rest of the pass."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self._inferred: dict[Value, TypeProto] | None = None
+
+    def get(self, value: Value) -> TypeProto | None:
+        """The type inference gives `value`, or None."""
+        if self._inferred is None:
+            known = settled_type(self.model, value)
+            if known is not None:
+                return known
+            self._inferred = infer_types(self.model)
+        return self._inferred.get(value)
+
+
 def carry_inferred_type(model: Model, old: Value, new: Value) -> None:
     """Record that `new` replaces `old` (same meaning), so it has the type inference gave `old`."""
     cached = model.graph.inferred_types

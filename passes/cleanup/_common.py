@@ -5,7 +5,7 @@ import logging
 
 from onnx import TypeProto
 
-from onnxopt.ir import Model, Node, Value, infer_types, settled_type
+from onnxopt.ir import Model, Node, PassTypes, Value
 from onnxopt.ir.constants import constant_data as const  # noqa: F401  (re-exported for the passes)
 from onnxopt.ir.value import Dim
 
@@ -33,15 +33,10 @@ class Facts:
     def __init__(self, model: Model) -> None:
         self.model = model
         self.opset = model.opset
-        self._inferred: dict[Value, TypeProto] | None = None
+        self._types = PassTypes(model)
 
     def _inferred_type(self, value: Value) -> TypeProto | None:
-        if self._inferred is None:
-            known = settled_type(self.model, value)
-            if known is not None:
-                return known
-            self._inferred = infer_types(self.model)
-        return self._inferred.get(value)
+        return self._types.get(value)
 
     def shape(self, value: Value | None) -> tuple[Dim, ...] | None:
         """The value's dims (int, symbol or None each), or None when its rank is not known for sure."""

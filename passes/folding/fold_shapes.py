@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 from onnx import AttributeProto, TensorProto, TypeProto, helper
 
-from onnxopt.ir import Graph, Model, Node, Tensor, Value, infer_types, settled_type
+from onnxopt.ir import Graph, Model, Node, PassTypes, Tensor, Value
 from onnxopt.passmanager import Pass, PassResult, register_pass
 from onnxopt.ir.constants import constant_tensor
 from onnxopt.passes.folding.materialize import can_replace, replace_with_constant
@@ -53,7 +53,7 @@ class _Shapes:
     def __init__(self, model: Model) -> None:
         self.model = model
         self.root = model.graph
-        self._inferred: dict[Value, TypeProto] | None = None
+        self._types = PassTypes(model)
 
     def of(self, value: Value) -> tuple | None:
         """The value's dims (int, or None when not static), or None when its rank is unknown."""
@@ -62,11 +62,7 @@ class _Shapes:
                 return None  # subgraph inputs (loop-carried values) are not checked against their declaration
             shape = _dims(value.type)
         else:
-            inferred = settled_type(self.model, value) if self._inferred is None else None
-            if inferred is None:
-                if self._inferred is None:
-                    self._inferred = infer_types(self.model)
-                inferred = self._inferred.get(value)
+            inferred = self._types.get(value)
             shape = _dims(inferred) if inferred is not None and inferred.HasField("tensor_type") else None
         return None if shape is None else tuple(d if isinstance(d, int) else None for d in shape)
 

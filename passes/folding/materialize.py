@@ -30,9 +30,13 @@ def adopt_initializer(graph: Graph, const: Value) -> None:
     """Register a detached constant Value as an initializer readable from `graph` (an input too in IR < 4)."""
     home = constant_home(graph)
     home.add_initializer(const)
+    _list_as_input(home, const)
+
+
+def _list_as_input(home: Graph, const: Value) -> None:
+    """IR < 4 requires every initializer to be a graph input too, with its type."""
     if home.legacy_initializer_inputs:
-        if const.type is None:
-            const.set_type(const.const_value.dtype, const.const_value.shape)
+        const.set_type(const.const_value.dtype, const.const_value.shape)
         home.add_input(const)
 
 
@@ -46,9 +50,7 @@ def constant_in_place(value: Value, tensor: Tensor) -> bool:
             or len(producer.outputs) != 1:
         return False
     graph.promote_to_initializer(value, tensor)
-    if graph.legacy_initializer_inputs:
-        value.set_type(tensor.dtype, tensor.shape)
-        graph.add_input(value)
+    _list_as_input(graph, value)
     return True
 
 

@@ -135,11 +135,11 @@ def test_fix_input_shapes_treats_minus_one_dims_as_dynamic():
 
 
 def test_shapes_are_inferred_only_when_a_shape_or_size_is_asked(monkeypatch):
-    import onnxopt.passes.folding.fold_shapes as fold_shapes
+    import onnxopt.ir.shapes as shapes
 
     calls = []
-    infer = fold_shapes.infer_types
-    monkeypatch.setattr(fold_shapes, "infer_types", lambda model: calls.append(1) or infer(model))
+    infer = shapes.infer_types
+    monkeypatch.setattr(shapes, "infer_types", lambda model: calls.append(1) or infer(model))
     without = model_from_text(H + "g (float[2, 3] x) => (float[3, 2] y) { t = Relu(x)  y = Transpose(t) }")
     assert not make_pass("fold_shapes", PassContext()).call(without).modified
     assert calls == []
