@@ -4,7 +4,7 @@ from __future__ import annotations
 from onnxopt.passes.folding import (  # noqa: F401
     fix_input_shapes,
     extract_constants,
-    fold_constants,
     fold_shapes,
+    fold_constants,
     deduplicate_initializers,
 )

@@ -67,3 +67,29 @@ def test_fold_group_on_light_resnet50(resnet50_path):
     assert after == before
     onnx.checker.check_model(onnx.ModelProto.FromString(serialize(model)), full_check=True)
     assert_same_outputs(original, model, rtol=1e-6, atol=1e-6)
+
+
+def test_if_on_a_static_dim_is_inlined_in_the_first_iteration():
+    # exporters guard squeezes with If(dim == 1): fold_shapes runs before fold_constants, so the condition folds and
+    # the If inlines in one iteration, and the second only confirms the fixed point
+    model = model_from_text("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 1, 5] x) => (float[N, 5] y) {
+            s = Shape(x)
+            i1 = Constant<value_int = 1>()
+            one = Constant<value_int = 1>()
+            d = Gather(s, i1)
+            c = Equal(d, one)
+            y = If(c) <
+                then_branch = t () => (float[N, 5] a) { ax = Constant<value_ints = [1]>()  a = Squeeze(x, ax) },
+                else_branch = e () => (float[N, 5] b) { b = Flatten(x) }
+            >
+        }
+    """)
+    original = serialize(model)
+    result = _optimize(model)
+    assert dict(op_histogram(model)) == {"Squeeze": 1}
+    assert result.iterations == 2
+    assert not any(record.modified for record in result.history if record.iteration > 1)
+    feeds = {"x": np.random.default_rng(0).standard_normal((3, 1, 5)).astype(np.float32)}
+    assert_same_outputs(original, model, feeds, rtol=0, atol=0)
