@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import onnx
 
 from onnxopt.errors import ModelCheckError, OnnxoptError, VerificationError
-from onnxopt.ir import Model, from_proto, infer_shapes, load, to_proto
+from onnxopt.ir import Model, from_proto, infer_shapes, load, to_proto, type_check_error
 from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult, expand_pipeline
 
 logger = logging.getLogger(__name__)
@@ -72,9 +72,13 @@ def optimize(
         explain=frozenset(explain),
     )
     original = model.clone() if verify else None
+    # fixed input shapes can make a branch that cannot run with them fail its static type check
+    type_checked = bool(context.input_shapes) and type_check_error(model) is None
     # a failing pass rolls back only the caller's own model (inplace); a loaded or copied one is dropped anyway
     manager = PassManager(passes, context, max_iterations=max_iterations, transactional=inplace)
     result = manager.run(model)
+    if type_checked:
+        check_fixed_shapes(result.model, context.input_shapes)
     if original is not None:
         result = _verified(original, result, manager, context, verify_samples, data, safe)
     result.explanations = context.explanations
@@ -133,6 +137,18 @@ def check_opset(model: Model, target_opset: int | None = None) -> None:
     if opset < MIN_OPSET and (target_opset is None or target_opset < MIN_OPSET):
         raise ModelCheckError(f"the model uses opset {opset}; onnxopt needs opset {MIN_OPSET} or newer: "
                               f"convert it with --target-opset {MIN_OPSET} (or newer)")
+
+
+def check_fixed_shapes(model: Model, input_shapes: Mapping[str, Sequence[int]]) -> None:
+    """OnnxoptError when the model, type-checked before its input shapes were fixed, fails onnx's strict shape
+    inference with them: ONNX Runtime folds the same shapes and refuses such a model at load, optimized or not."""
+    error = type_check_error(model)
+    if error is None:
+        return
+    given = " ".join(f"{name}={','.join(map(str, dims))}" for name, dims in input_shapes.items())
+    raise OnnxoptError(f"with --input-shape {given} the model no longer type-checks ({error}), typically an If "
+                       f"branch that cannot run with these shapes, and ONNX Runtime refuses such a model at load, "
+                       f"optimized or not; leave those dims dynamic or fix shapes that every branch accepts")
 
 
 def check_model(model: Model, path: str | None = None) -> None:

@@ -135,6 +135,51 @@ def test_model_failing_the_checker_goes_through_with_no_check(capfd, work):
     assert [node.op_type for node in result.graph.node] == ["Relux"]  # the Identity went, the unknown op stayed
 
 
+# an exporter's rank guard: If(x.shape[1] == 1) squeezes axis 1, and the Gemm after it needs rank 2
+GUARDED = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, T] x, float[K, 4] w, bool flag) => (float[N, 4] y) {
+    y = If(flag) <
+        then_branch = t () => (float[N, 4] a) { a = Gemm(x, w) },
+        else_branch = e () => (float[N, 4] b) {
+            s = Shape(x)
+            i1 = Constant<value_int = 1>()
+            one = Constant<value_int = 1>()
+            d = Gather(s, i1)
+            c = Equal(d, one)
+            z = If(c) <
+                then_branch = t2 () => (float[N] z1) { ax = Constant<value_ints = [1]>()  z1 = Squeeze(x, ax) },
+                else_branch = e2 () => (float[N, T] z2) { z2 = Identity(x) }
+            >
+            b = Gemm(z, w)
+        }
+    >
+}
+"""
+
+
+def test_input_shape_that_leaves_a_branch_unable_to_type_check(capfd, work):
+    # with x=2,1 the else branch squeezes x to rank 1 and its Gemm can never run: ONNX Runtime would refuse the
+    # folded model at load, so onnxopt says so instead of writing it
+    onnx.save(onnx.parser.parse_model(GUARDED), work / "guarded.onnx")
+    optimize_fails(capfd, work, work / "guarded.onnx", "--input-shape x=2,1", "Gemm node", "no longer type-checks",
+                   extra=("--input-shape", "x=2,1"))
+
+
+def test_input_shape_every_branch_accepts_goes_through(capfd, work):
+    onnx.save(onnx.parser.parse_model(GUARDED), work / "guarded.onnx")
+    code, _, err = cli(capfd, "optimize", work / "guarded.onnx", "-o", work / "out.onnx", "--input-shape", "x=2,3")
+    assert code == 0, err
+    result = load(work / "out.onnx")
+    else_branch = result.graph.nodes[0].attrs["else_branch"]
+    assert [node.op_type for node in else_branch] == ["Gemm"]  # the rank guard folded away
+    rng = np.random.default_rng(0)
+    for flag in (True, False):
+        feeds = {"x": rng.standard_normal((2, 3)).astype(np.float32), "w": rng.standard_normal((3, 4)).astype(np.float32),
+                 "flag": np.array(flag)}
+        assert_same_outputs(str(work / "guarded.onnx"), str(work / "out.onnx"), feeds, rtol=0, atol=0)
+
+
 def test_missing_external_data_file(capfd, work):
     onnx.save(_matmul_model(), work / "ext.onnx", save_as_external_data=True, location="ext.weights",
               size_threshold=0)

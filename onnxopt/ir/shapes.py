@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 
 import onnx
@@ -132,6 +133,38 @@ def _alive(value: Value) -> bool:
 
 
 def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(_skeleton(model), strict_mode=False, data_prop=data_prop)
+    except Exception as exc:  # inference errors on exotic models must not stop optimization
+        logger.info("shape inference failed: %s", exc)
+        return {}
+    by_name: dict[str, TypeProto] = {}
+    _collect(model.graph, inferred.graph, by_name)
+    return {value: by_name[value.name] for graph in model.graph.all_graphs() for node in graph
+            for value in node.outputs if value.name in by_name}
+
+
+def type_check_error(model: Model) -> str | None:
+    """The first error onnx's strict shape inference finds from the model's inputs and constants alone, as
+    "<op> node '<name>': <reason>" (unnamed nodes: "<op> node: <reason>"), or None when it finds none."""
+    try:
+        onnx.shape_inference.infer_shapes(_skeleton(model), strict_mode=True, data_prop=True)
+    except onnx.shape_inference.InferenceError as exc:
+        found = _INNERMOST_ERROR.findall(str(exc).splitlines()[0])
+        if not found:
+            return str(exc).splitlines()[0]
+        op_type, name, reason = found[-1]
+        return f"{op_type} node{f' {name!r}' if name else ''}: {reason.strip()}"
+    return None
+
+
+# "(op_type:If, node name: If_0): [ShapeInferenceError] Inference error(s): (op_type:LSTM, node name: …): [Shape…] why"
+_INNERMOST_ERROR = re.compile(r"\(op_type:([^,)]*)(?:, node name: ([^)]*))?\): \[\w+\] ((?:(?!\(op_type:).)*)$")
+
+
+def _skeleton(model: Model) -> bytes:
+    """The model as inference sees it: declared shapes of node outputs and subgraph inputs removed, large weights as
+    typed inputs of the main graph."""
     graphs = model.graph.all_graphs()
     weights = _large_weights(model.graph, graphs)
     subgraph_inputs = {value for graph in graphs[1:] for value in graph.inputs}
@@ -144,16 +177,7 @@ def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
             return _without_shape(value.type)
         return value.type
 
-    try:
-        skeleton = serialize(model, WriteView(skeleton_type, dict.fromkeys(weights)))
-        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=data_prop)
-    except Exception as exc:  # inference errors on exotic models must not stop optimization
-        logger.info("shape inference failed: %s", exc)
-        return {}
-    by_name: dict[str, TypeProto] = {}
-    _collect(model.graph, inferred.graph, by_name)
-    return {value: by_name[value.name] for graph in graphs for node in graph for value in node.outputs
-            if value.name in by_name}
+    return serialize(model, WriteView(skeleton_type, dict.fromkeys(weights)))
 
 
 def infer_shapes(model: Model, data_prop: bool = True) -> bool:

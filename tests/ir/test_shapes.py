@@ -113,3 +113,17 @@ def test_fixing_an_input_shape_unsettles_the_types_inferred_from_it():
     make_pass("fix_input_shapes", PassContext(input_shapes={"x": (2, 6)})).call(model)
     assert settled_type(model, relu.outputs[0]) is None
     assert [d.dim_value for d in infer_types(model)[relu.outputs[0]].tensor_type.shape.dim] == [2, 6]
+
+
+@pytest.mark.parametrize("weight, error", [
+    ("float[3, 4] w", None),
+    ("float[5, 4] w", "Gemm node: Dimension mismatch in unification between 5 and 3"),  # K: 3 in x, 5 in w
+])
+def test_type_check_error_names_the_innermost_failing_node(weight, error):
+    model = model_from_text(f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2, 3] x, {weight}, bool cond) => (float[2, 4] y) {{
+            y = If(cond) <then_branch = t () => (float[2, 4] a) {{ a = Gemm(x, w) }},
+                          else_branch = e () => (float[2, 4] b) {{ b = Gemm(x, w) }}>
+        }}""")
+    assert shapes.type_check_error(model) == error
