@@ -65,7 +65,7 @@ def search_latency(
     kernels, so there the search only keeps the faster of the whole fp32 and int8 models."""
     feeds = dict(feeds) if feeds is not None else _random_feeds(fp32)
     if config.provider != "cpu":
-        return _keep_fastest(build, fp32, current, keep_float, None, config, feeds)
+        return _keep_fastest(build, current, keep_float, None, config, feeds)
     fp32_costs = _profile(fp32, feeds, config.threads)
     start, start_keep = current, keep_float
     steps: list[SearchStep] = []
@@ -84,22 +84,24 @@ def search_latency(
         current = build(keep_float)
     if not steps:
         return current, keep_float, steps
-    best, keep, last = _keep_fastest(build, fp32, start, start_keep, (current, keep_float), config, feeds)
+    best, keep, last = _keep_fastest(build, start, start_keep, (current, keep_float), config, feeds)
     return best, keep, last if best is start else steps + last
 
 
 def _keep_fastest(
-    build: Build, fp32: Model, start: Built, start_keep: frozenset[str], searched: tuple[Built, frozenset[str]] | None,
+    build: Build, start: Built, start_keep: frozenset[str], searched: tuple[Built, frozenset[str]] | None,
     config: QuantConfig, feeds: Feeds,
 ) -> tuple[Built, frozenset[str], list[SearchStep]]:
-    """The fastest of fp32, the plain int8 model `start` and the `searched` one, timed interleaved on the provider."""
-    models = {"fp32": fp32, "int8": start.model, **({"searched": searched[0].model} if searched else {})}
+    """The fastest of the all-float build (the float groups fused again), the plain int8 model `start` and the
+    `searched` one, timed interleaved on the provider."""
+    float_keep = start_keep | frozenset([*start.compute, *start.moving])
+    all_float = build(float_keep)
+    models = {"fp32": all_float.model, "int8": start.model, **({"searched": searched[0].model} if searched else {})}
     medians = compare_latency(models, config, feeds)
     best = min(medians, key=medians.__getitem__)
     summary = ", ".join(f"{name} {ms:.3f} ms" for name, ms in medians.items()) + f" on {config.provider}"
     if best == "fp32":
-        keep = start_keep | frozenset([*start.compute, *start.moving])
-        return build(keep), keep, [SearchStep(tuple(start.compute), medians["int8"] / medians["fp32"], f"fp32 fastest ({summary}): everything kept float")]
+        return all_float, float_keep, [SearchStep(tuple(start.compute), medians["int8"] / medians["fp32"], f"fp32 fastest ({summary}): everything kept float")]
     if best == "int8":
         detail = f"per-group choices not faster ({summary}): plain int8 kept" if searched else f"int8 faster ({summary})"
         return start, start_keep, [SearchStep((), medians["int8"] / medians["fp32"], detail)]

@@ -111,6 +111,42 @@ class ShapeOfQuantized(Pass):
         return PassResult(model, moved > 0, {"shape_reads_moved": moved})
 
 
+@register_pass
+class ShareFloatDequantize(Pass):
+    """DequantizeLinear(q) twice, every reader running in float ⇒ one DequantizeLinear read by all. Exact.
+
+    The inserter gives each reader its own DQ (ORT fuses a DQ into one node unit only); float readers gain nothing
+    from copies, and float fusions need the one value their pattern reads twice (x · Relu6(x + 3) / 6)."""
+
+    name = "share_float_dequantize"
+
+    def call(self, model: Model) -> PassResult:
+        """Merge DQ nodes with the same inputs and attributes whose readers are all float ops."""
+        merged = 0
+        for graph in model.graph.all_graphs():
+            first: dict[tuple, Node] = {}
+            for node in graph:
+                if not _is(node, "DequantizeLinear") or node.outputs[0].is_graph_output():
+                    continue
+                if any(_in_int8_unit(reader) for reader in node.outputs[0].consumers()):
+                    continue
+                key = (tuple(node.inputs), tuple(sorted((k, v.SerializeToString()) for k, v in node.attrs.items())))
+                kept = first.setdefault(key, node)
+                if kept is not node:
+                    node.outputs[0].replace_all_uses_with(kept.outputs[0])
+                    graph.remove(node)
+                    merged += 1
+        return PassResult(model, merged > 0, {"dequantize_shared": merged})
+
+
+def _in_int8_unit(node: Node) -> bool:
+    """True when ORT may fuse `node` with its Q/DQ neighbours: a QDQ-aware op whose outputs all go to QuantizeLinear."""
+    if not is_qdq_aware(node.op_type, node.domain):
+        return False
+    return all(not out.is_graph_output() and out.has_uses() and all(_is(r, "QuantizeLinear") for r in out.consumers())
+               for out in node.outputs)
+
+
 def _drop_dead_dq(graph: Graph) -> None:
     for node in reversed(list(graph)):
         if _is(node, "DequantizeLinear") and not node.outputs[0].has_uses() and not node.outputs[0].is_graph_output():

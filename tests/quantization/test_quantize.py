@@ -300,3 +300,25 @@ def test_prepare_keeps_hard_swish_decomposed_so_ort_runs_it_in_int8():
     assert {"QLinearAdd", "QLinearMul"} <= set(ort_ops(quantized))  # Clip absorbed into the Add's range
     assert stray_float_groups(quantized, {"Add", "Mul", "HardSigmoid"}) == []
     assert report.sqnr_db > 25
+
+
+def _hard_swish_cnn():
+    inits = {"W1": weights(4, 3, 3, 3, seed=1), "B1": np.zeros(4, np.float32), "W2": weights(4, 4, 3, 3, seed=2),
+             "B2": np.zeros(4, np.float32), "three": np.array(3.0, np.float32), "zero": np.array(0.0, np.float32),
+             "six": np.array(6.0, np.float32)}
+    return model_from_text(HARD_SWISH_CNN, inits)
+
+
+@pytest.mark.parametrize("options", [
+    {"exclude_ops": ["Add", "Mul"]},  # static: the HardSwish group stays float, the convolutions go int8
+    {"mode": "dynamic", "include_ops": ["Conv"]},  # dynamic quantizes no elementwise op
+])
+def test_hard_swish_left_float_is_regrouped_as_the_float_pipeline_does(options):
+    model = _hard_swish_cnn()
+    data = samples(model, 16)
+    quantized, report = quantize(model, data, holdout=4, latency_check=False, **options)
+    histogram = op_histogram(quantized)
+    assert histogram["HardSigmoid"] == 1 and "Clip" not in histogram
+    assert report.quantized_ops == {"Conv": 2}
+    assert report.sqnr_db > 25
+    _valid(quantized)

@@ -1,4 +1,4 @@
-"""Plan-free QDQ clean-ups: redundant requantization and Q/DQ pairs ORT cannot fuse."""
+"""Plan-free QDQ clean-ups: redundant requantization, Q/DQ pairs ORT cannot fuse, DQ copies float readers share."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import onnx
 
 import onnxopt.passes  # noqa: F401
 from onnxopt.ir import lint, serialize
-from onnxopt.passes.quantize.qdq_cleanup import RemoveRedundantRequantize, RemoveUnfusableQDQ
+from onnxopt.passes.quantize.qdq_cleanup import RemoveRedundantRequantize, RemoveUnfusableQDQ, ShareFloatDequantize
 from onnxopt.testing import assert_same_outputs, model_from_text, op_histogram
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>\n'
@@ -93,3 +93,37 @@ def test_shape_reads_the_quantized_tensor():
     _checked(model)
     assert_same_outputs(original, model, rtol=0, atol=0)
     assert not ShapeOfQuantized().call(model).modified
+
+
+def test_float_readers_share_one_dequantize_exactly():
+    text = HEAD + """g (float[4, 8] x) => (float[4, 8] y) {
+      q = QuantizeLinear(x, s, z)
+      d1 = DequantizeLinear(q, s, z)
+      d2 = DequantizeLinear(q, s, z)
+      t = Tanh(d1)
+      y = Mul(d2, t)
+    }"""
+    model = model_from_text(text, PARAMS)
+    original = model.clone()
+    result = ShareFloatDequantize().call(model)
+    assert result.modified and result.counters["dequantize_shared"] == 1
+    assert op_histogram(model) == {"QuantizeLinear": 1, "DequantizeLinear": 1, "Tanh": 1, "Mul": 1}
+    _checked(model)
+    assert_same_outputs(original, model, rtol=0, atol=0)
+    assert not ShareFloatDequantize().call(model).modified
+
+
+def test_dequantize_of_an_int8_unit_keeps_its_own_copy():
+    # Mul's output goes only to QuantizeLinear: ORT fuses DQ → Mul → Q into QLinearMul, which needs its own DQ
+    text = HEAD + """g (float[4, 8] x) => (float[4, 8] y) {
+      q = QuantizeLinear(x, s, z)
+      d1 = DequantizeLinear(q, s, z)
+      d2 = DequantizeLinear(q, s, z)
+      d3 = DequantizeLinear(q, s, z)
+      m = Mul(d1, d2)
+      mq = QuantizeLinear(m, s2, z2)
+      md = DequantizeLinear(mq, s2, z2)
+      y = Add(md, d3)
+    }"""
+    model = model_from_text(text, PARAMS)
+    assert not ShareFloatDequantize().call(model).modified
