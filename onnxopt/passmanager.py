@@ -265,7 +265,13 @@ class PassManager:
         iteration = 0
         # dead-code elimination runs inside every iteration too: a dead reader can block a fusion
         steps = list(zip(self.names, self.passes))
-        steps += [(p.name, p) for p in self.final if p.name not in self.names]
+        cleanup = [(p.name, p) for p in self.final if p.name not in self.names]
+        steps += cleanup
+        if self.passes:
+            # and once before: what the input leaves dead (unused initializers, say) would otherwise change the model
+            # at the end of the first iteration and cost a second one that only confirms the fixed point
+            for name, pass_ in cleanup:
+                self._apply(name, pass_, model, run, 1)
         while iteration < self.max_iterations and self.passes:
             iteration += 1
             changed = False

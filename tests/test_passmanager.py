@@ -165,7 +165,8 @@ def test_initializer_byte_stats():
         """<ir_version: 8, opset_import: ["" : 17]> g (float[4] x) => (float[4] y) { y = Relu(x) }""",
         {"w": np.zeros(256, np.float32)},
     )
-    stats = PassManager(["test_drop_weight"]).run(model).stats["test_drop_weight"]
+    # dce listed after it: the pipeline's own dce would otherwise run first and take the unused weight
+    stats = PassManager(["test_drop_weight", "dce"]).run(model).stats["test_drop_weight"]
     assert (stats.initializer_bytes_before, stats.initializer_bytes_after) == (1024, 0)
 
 
@@ -296,6 +297,19 @@ def test_shape_inference_is_kept_across_dead_code_elimination_only(monkeypatch, 
     calls = []
     infer = onnx.shape_inference.infer_shapes
     monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda *a, **k: calls.append(1) or infer(*a, **k))
-    result = PassManager(["test_type_reader", remover]).run(model_from_text(DEAD_NEG))
+    # dce listed last (a group ends in eliminate_dead_code too): so the pipeline does not clean up before the reader
+    result = PassManager(["test_type_reader", remover, "dce"]).run(model_from_text(DEAD_NEG))
     assert result.stats["test_type_reader"].runs == 2 and result.stats["test_type_reader"].skipped == 0
     assert op_histogram(result.model) == {"Relu": 1} and len(calls) == inferences
+
+
+def test_what_the_input_leaves_dead_goes_before_the_first_iteration():
+    # an unused initializer removed at the end of iteration 1 would cost a second iteration confirming nothing
+    model = model_from_text(
+        """<ir_version: 8, opset_import: ["" : 17]> g (float[4] x) => (float[4] y) { y = Relu(x) }""",
+        {"w": np.zeros(256, np.float32)},
+    )
+    result = PassManager(["fold", "cleanup"]).run(model)
+    assert result.converged and result.iterations == 1
+    assert not model.graph.initializers
+    assert [record.name for record in result.history if record.modified] == ["eliminate_dead_code"]
