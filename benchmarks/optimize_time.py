@@ -1,13 +1,16 @@
 """Optimize time of onnxopt and its peers on the suite, cold and warm, side by side; writes results/optimize_time.md.
 
-Cold: in a fresh process, from importing the tool to the saved file (what one `onnxopt optimize` call
-costs). Warm: the fastest of --repeats further runs in that process (what a build pipeline that keeps
-the tool loaded pays). Models are loaded from disk and saved in every run, by every tool.
-Run: python benchmarks/optimize_time.py [--models a,b] [--repeats 3]
+Cold: in a fresh process per tool, from importing the tool to the saved file (what one `onnxopt optimize` call
+costs). Warm: one process per model imports every tool, runs each once to warm up, then --repeats rounds that
+run every tool once each, in a fresh random order per round; a tool's warm time is its fastest round (what a
+build pipeline that keeps the tool loaded pays). Interleaving keeps the tools side by side through the load
+swings of a shared machine. Models are loaded from disk and saved in every run, by every tool.
+Run: python benchmarks/optimize_time.py [--models a,b] [--repeats 7]
 """
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import tempfile
 import time
@@ -23,12 +26,28 @@ TOOLS = ("onnxopt", "onnxopt-ort", "onnxsim", "onnxslim", "onnxoptimizer")
 RESULTS = Path(__file__).resolve().parent / "results" / "optimize_time.md"
 
 
-def _worker(tool: str, src: str, dst: str, repeats: int) -> None:
+def _cold_worker(tool: str, src: str, dst: str) -> None:
     start = time.perf_counter()
     optimize_with(tool, src, dst)
-    cold = time.perf_counter() - start
-    warm = min(optimize_with(tool, src, dst) for _ in range(repeats))
-    emit_result({"cold": cold, "warm": warm})
+    emit_result({"cold": time.perf_counter() - start})
+
+
+def _warm_worker(tools: list[str], src: str, work: str, repeats: int) -> None:
+    """Every tool that completes its warm-up run, timed in `repeats` interleaved rounds: {tool: [seconds, …]}."""
+    times: dict[str, list[float]] = {}
+    for tool in tools:
+        try:
+            optimize_with(tool, src, f"{work}/{tool}.onnx")
+            times[tool] = []
+        except Exception as exc:  # a tool that fails on the model has no warm time; the others go on
+            print(f"{tool} failed: {type(exc).__name__}: {exc}", flush=True)
+    rng = random.Random(0)
+    for _ in range(repeats):
+        order = list(times)
+        rng.shuffle(order)
+        for tool in order:
+            times[tool].append(optimize_with(tool, src, f"{work}/{tool}.onnx"))
+    emit_result(times)
 
 
 def measure(names: list[str], repeats: int, timeout: float) -> dict[tuple[str, str], dict | None]:
@@ -36,13 +55,21 @@ def measure(names: list[str], repeats: int, timeout: float) -> dict[tuple[str, s
     results: dict[tuple[str, str], dict | None] = {}
     with tempfile.TemporaryDirectory(prefix="onnxopt-time-") as work:
         for model in suite_models(names):
+            cold: dict[str, float] = {}
             for tool in TOOLS:
                 out, log = Path(work) / f"{model.name}.{tool}.onnx", Path(work) / f"{model.name}.{tool}.log"
-                child = run_child([sys.executable, __file__, "_worker", tool, str(model.path), str(out), str(repeats)],
-                                  log, timeout)
-                results[(model.name, tool)] = child.result if child.returncode == 0 else None
-                shown = child.result or {"cold": float("nan"), "warm": float("nan")}
-                print(f"{model.name:26s} {tool:14s} cold {shown['cold']:6.2f} s  warm {shown['warm']:6.2f} s", flush=True)
+                child = run_child([sys.executable, __file__, "_cold", tool, str(model.path), str(out)], log, timeout)
+                if child.returncode == 0 and child.result:
+                    cold[tool] = child.result["cold"]
+            child = run_child([sys.executable, __file__, "_warm", ",".join(cold), str(model.path), work, str(repeats)],
+                              Path(work) / f"{model.name}.warm.log", timeout)
+            warm = child.result if child.returncode == 0 and child.result else {}
+            for tool in TOOLS:
+                got = {"cold": cold[tool], "warm": min(warm[tool])} if tool in cold and warm.get(tool) else None
+                results[(model.name, tool)] = got
+                shown = got or {"cold": float("nan"), "warm": float("nan")}
+                print(f"{model.name:26s} {tool:14s} cold {shown['cold'] * 1000:8.1f} ms  warm {shown['warm'] * 1000:8.1f} ms",
+                      flush=True)
     return results
 
 
@@ -50,21 +77,22 @@ def report(names: list[str], results: dict, repeats: int) -> list[str]:
     """The Markdown report: per-model table and, for onnxopt's targets, the models slower than onnx-simplifier."""
     lines = ["# Optimize time, cold and warm", "",
              f"Command: `python benchmarks/optimize_time.py --repeats {repeats}`", "",
-             "Cold: a fresh process, from importing the tool to the saved file. Warm: the fastest of "
-             f"{repeats} more runs in that process. Seconds; — where the tool failed.", "",
+             "Cold: a fresh process per tool, from importing the tool to the saved file. Warm: the fastest of "
+             f"{repeats} rounds in one process per model, each round running every tool once in a fresh random order "
+             "(side by side through the machine's load swings). Milliseconds; — where the tool failed.", "",
              "| model | " + " | ".join(f"{t} cold | {t} warm" for t in TOOLS) + " |",
              "|---|" + "--:|" * (2 * len(TOOLS))]
 
     def cell(model: str, tool: str, kind: str) -> str:
         got = results.get((model, tool))
-        return f"{got[kind]:.2f}" if got else "—"
+        return f"{got[kind] * 1000:.1f}" if got else "—"
 
     for model in names:
         lines.append(f"| {model} | " + " | ".join(f"{cell(model, t, 'cold')} | {cell(model, t, 'warm')}" for t in TOOLS) + " |")
     lines.append("")
     for tool in ("onnxopt", "onnxopt-ort"):
         for kind in ("cold", "warm"):
-            slower = [f"{m} ({results[(m, tool)][kind]:.2f} s > {results[(m, 'onnxsim')][kind]:.2f} s)" for m in names
+            slower = [f"{m} ({results[(m, tool)][kind] * 1000:.1f} ms > {results[(m, 'onnxsim')][kind] * 1000:.1f} ms)" for m in names
                       if results.get((m, tool)) and results.get((m, "onnxsim"))
                       and results[(m, tool)][kind] > results[(m, "onnxsim")][kind]]
             verdict = "PASS" if not slower else "FAIL"
@@ -76,7 +104,7 @@ def report(names: list[str], results: dict, repeats: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help=f"comma-separated subset of: {','.join(SUITE)}")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -87,7 +115,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        _worker(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    if len(sys.argv) > 1 and sys.argv[1] == "_cold":
+        _cold_worker(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif len(sys.argv) > 1 and sys.argv[1] == "_warm":
+        _warm_worker(sys.argv[2].split(","), sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:
         main()
