@@ -176,7 +176,8 @@ def worker(args: argparse.Namespace) -> None:
     if args.rss_limit_gb:
         _rss_watchdog(int(args.rss_limit_gb * 2**30))
     (model,) = suite_models([args.model])
-    out = Path(args.output)
+    out = Path(args.output).resolve()
+    os.chdir(out.parent)  # ORT's quant_pre_process leaves temporary files in the working directory
     start = time.perf_counter()
     note = ""
     if args.worker == "ort-pre":
