@@ -1,7 +1,9 @@
-"""Plan-free clean-ups of QDQ graphs: redundant requantization and Q/DQ pairs ORT cannot fuse.
+"""Plan-free clean-ups of QDQ graphs: redundant requantization, Q/DQ pairs ORT cannot fuse, DQ copies float readers
+can share, Shape of a dequantized value.
 
-Not in any group: both change numerics slightly (they remove rounding), so they run only when asked
-(the quantizer runs them after inserting Q/DQ). Main graph and subgraphs alike.
+Not in any group: the first two change numerics slightly (they remove rounding), and all of them only make sense on a
+quantized model, so they run only when asked (the quantizer runs them after inserting Q/DQ). Main graph and subgraphs
+alike.
 """
 from __future__ import annotations
 
