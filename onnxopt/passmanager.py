@@ -265,12 +265,12 @@ class PassManager:
         iteration = 0
         # dead-code elimination runs inside every iteration too: a dead reader can block a fusion
         steps = list(zip(self.names, self.passes))
-        cleanup = [(p.name, p) for p in self.final if p.name not in self.names]
-        steps += cleanup
+        dead_code = [(p.name, p) for p in self.final if p.name not in self.names]
+        steps += dead_code
         if self.passes:
             # and once before: what the input leaves dead (unused initializers, say) would otherwise change the model
             # at the end of the first iteration and cost a second one that only confirms the fixed point
-            for name, pass_ in cleanup:
+            for name, pass_ in dead_code:
                 self._apply(name, pass_, model, run, 1)
         while iteration < self.max_iterations and self.passes:
             iteration += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from onnxopt.ir import Node, Tensor, Value
 
@@ -185,8 +185,6 @@ def _cast(node: Node, inputs: list, opset: int) -> np.ndarray:
 
 
 def _onnx_dtype(to: int) -> np.dtype:
-    from onnx import helper
-
     try:
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(to))
     except (KeyError, TypeError) as exc:
