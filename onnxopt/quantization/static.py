@@ -1,7 +1,7 @@
 """Static QDQ: apply a plan with calibrated ranges to a copy of the prepared float model."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from onnxopt.ir import Model
 from onnxopt.passmanager import PassManager
@@ -16,16 +16,16 @@ CLEANUP = ("remove_redundant_requantize", "remove_unfusable_qdq", "read_shape_of
 
 def quantize_static(
     model: Model, plan: QuantPlan, ranges: Mapping[str, tuple[float, float]], config: QuantConfig,
-    aliases: Mapping[str, str] | None = None,
+    aliases: Mapping[str, str] | None = None, then: Sequence[str] = (),
 ) -> tuple[Model, dict[str, QParams]]:
     """A QDQ copy of `model` (left unchanged) and the activation parameters used (see activation_qparams
-    for `aliases`)."""
+    for `aliases`); the passes named in `then` run with the clean-ups."""
     import onnxopt.passes  # noqa: F401  (registers the clean-up passes)
 
     params = activation_qparams(plan, dict(ranges), config, model, dict(aliases or {}))
     result = model.clone()
     InsertQDQ(plan, params, config).call(result)
-    PassManager(list(CLEANUP), max_iterations=2, transactional=False).run(result)
+    PassManager([*CLEANUP, *then], max_iterations=2, transactional=False).run(result)
     return result, params
 
 
