@@ -46,6 +46,10 @@ class Pass:
     groups: ClassVar[tuple[str, ...]] = ()
     # True for a pass that only removes what nothing reads: cached shape inference stays valid across it
     removes_only_unread: ClassVar[bool] = False
+    # True for a pass that also runs once before the first iteration: what it tidies in the input (dead code, weights
+    # read only inside a subgraph) would otherwise change the model at the end of the first iteration and cost a
+    # second one that only confirms the fixed point
+    tidies_input: ClassVar[bool] = False
 
     def __init__(self, context: PassContext | None = None) -> None:
         self.context = context or PassContext()
@@ -268,10 +272,9 @@ class PassManager:
         dead_code = [(p.name, p) for p in self.final if p.name not in self.names]
         steps += dead_code
         if self.passes:
-            # and once before: what the input leaves dead (unused initializers, say) would otherwise change the model
-            # at the end of the first iteration and cost a second one that only confirms the fixed point
-            for name, pass_ in dead_code:
-                self._apply(name, pass_, model, run, 1)
+            for name, pass_ in steps:
+                if pass_.tidies_input:
+                    self._apply(name, pass_, model, run, 1)
         while iteration < self.max_iterations and self.passes:
             iteration += 1
             changed = False

@@ -7,7 +7,7 @@ import pytest
 
 import onnxopt.passes  # noqa: F401  (registers the real passes and the onnxoptimizer bridge)
 from onnxopt.errors import PassError, UnknownPassError
-from onnxopt.ir import Node, infer_types, lint
+from onnxopt.ir import Node, Tensor, Value, infer_types, lint
 from onnxopt.passmanager import (
     GROUPS, LintAfterEachPass, Pass, PassManager, PassResult, expand_pipeline, group_members, register_pass,
 )
@@ -149,25 +149,27 @@ def test_unknown_onnxoptimizer_pass():
 
 def test_initializer_byte_stats():
     @register_pass
-    class _DropWeight(Pass):
-        """Removes the unused initializer (test pass)."""
+    class _ShrinkWeight(Pass):
+        """w (256 zeros) → one zero, broadcast (test pass)."""
 
-        name = "test_drop_weight"
+        name = "test_shrink_weight"
 
         def call(self, model):
-            for value in list(model.graph.initializers.values()):
-                if not value.has_uses():
-                    model.graph.remove_initializer(value)
-                    return PassResult(model, True)
-            return PassResult(model, False)
+            weight = model.graph.initializers["w"] if "w" in model.graph.initializers else None
+            if weight is None:
+                return PassResult(model, False)
+            zero = model.graph.add_initializer(Value("zero", const_value=Tensor.from_array(np.zeros(1, np.float32))))
+            for node, index in weight.uses():
+                node.replace_input_with(index, zero)
+            model.graph.remove_initializer(weight)
+            return PassResult(model, True)
 
     model = model_from_text(
-        """<ir_version: 8, opset_import: ["" : 17]> g (float[4] x) => (float[4] y) { y = Relu(x) }""",
+        """<ir_version: 8, opset_import: ["" : 17]> g (float[256] x) => (float[256] y) { y = Add(x, w) }""",
         {"w": np.zeros(256, np.float32)},
     )
-    # dce listed after it: the pipeline's own dce would otherwise run first and take the unused weight
-    stats = PassManager(["test_drop_weight", "dce"]).run(model).stats["test_drop_weight"]
-    assert (stats.initializer_bytes_before, stats.initializer_bytes_after) == (1024, 0)
+    stats = PassManager(["test_shrink_weight"]).run(model).stats["test_shrink_weight"]
+    assert (stats.initializer_bytes_before, stats.initializer_bytes_after) == (1024, 4)
 
 
 def test_user_error_raised_by_a_pass_reaches_the_caller_unwrapped():
@@ -283,11 +285,24 @@ class _RemoveUnreadNeg(Pass):
         return PassResult(model, True)
 
 
-DEAD_NEG = """
+@register_pass
+class _DropSecondOutput(Pass):
+    """(y, z) outputs → (y): z's producer becomes dead in the middle of the pipeline (test pass)."""
+
+    name = "test_drop_second_output"
+
+    def call(self, model):
+        if len(model.graph.outputs) < 2:
+            return PassResult(model, False)
+        model.graph.set_outputs(model.graph.outputs[:1])
+        return PassResult(model, True)
+
+
+NEG_OUTPUT = """
 <ir_version: 8, opset_import: ["" : 17]>
-g (float[4] x) => (float[4] y) {
+g (float[4] x) => (float[4] y, float[4] z) {
     y = Relu(x)
-    unused = Neg(y)
+    z = Neg(y)
 }
 """
 
@@ -297,8 +312,8 @@ def test_shape_inference_is_kept_across_dead_code_elimination_only(monkeypatch, 
     calls = []
     infer = onnx.shape_inference.infer_shapes
     monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda *a, **k: calls.append(1) or infer(*a, **k))
-    # dce listed last (a group ends in eliminate_dead_code too): so the pipeline does not clean up before the reader
-    result = PassManager(["test_type_reader", remover, "dce"]).run(model_from_text(DEAD_NEG))
+    # the Neg dies after the dead code the input brings was removed, and before the reader first infers types
+    result = PassManager(["test_drop_second_output", "test_type_reader", remover]).run(model_from_text(NEG_OUTPUT))
     assert result.stats["test_type_reader"].runs == 2 and result.stats["test_type_reader"].skipped == 0
     assert op_histogram(result.model) == {"Relu": 1} and len(calls) == inferences
 

@@ -160,6 +160,15 @@ class Graph:
             self.input_set.discard(value)
         value.graph = None
 
+    def move_initializer(self, value: Value, into: Graph) -> None:
+        """Make an initializer of this graph one of `into`, a graph nested in it; readers keep the same Value."""
+        if self.initializers.get(value.name) is not value or value in self.input_set or value in self.output_set:
+            raise IRError(f"{value.name!r} is not a plain initializer of graph {self.name!r}")
+        self.mark_changed()
+        del self.initializers[value.name]
+        into._own(value)
+        into.initializers[value.name] = value
+
     def _own(self, value: Value) -> None:
         value.graph = self
         self.register_name(value.name)

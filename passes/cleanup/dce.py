@@ -129,6 +129,7 @@ class EliminateDeadCode(Pass):
     name = "eliminate_dead_code"
     groups = ("dce",)
     removes_only_unread = True
+    tidies_input = True
 
     def call(self, model: Model) -> PassResult:
         """Sweep every graph backwards from its outputs, then drop what the sweep left unreferenced."""

@@ -7,4 +7,5 @@ from onnxopt.passes.folding import (  # noqa: F401
     fold_shapes,
     fold_constants,
     deduplicate_initializers,
+    sink_initializers,
 )
