@@ -94,15 +94,17 @@ def _verified(
     original: Model, result: PipelineResult, manager: PassManager, context: PassContext, samples: int,
     data: str | os.PathLike | None, safe: bool,
 ) -> PipelineResult:
-    from onnxopt.verify import bisect, compare_outputs, run_model, sample_feeds, verify
+    from onnxopt.verify import bisect, compare_outputs, input_specs, run_model, sample_feeds, verify
 
     feeds = sample_feeds(result.model, samples, data)  # its interface is the narrower one (--input-shape)
     try:
         reference = run_model(original, feeds)
     except Exception as exc:  # e.g. a value-dependent model (a sample rate that must be 8000 or 16000)
         first = str(exc).strip().splitlines()[-1][:200]
+        dynamic = any(not isinstance(d, int) or d <= 0 for s in input_specs(result.model) for d in (s.shape or ()))
+        hint = " (or set its dynamic dims, generated as 1, with --input-shape NAME=DIMS)" if dynamic else ""
         raise VerificationError(
-            f"the original model does not run on generated inputs ({first}); give real inputs with --data DIR"
+            f"the original model does not run on generated inputs ({first}); give real inputs with --data DIR{hint}"
         ) from None
     report = compare_outputs(reference, run_model(result.model, feeds))
     if report.ok:

@@ -40,7 +40,7 @@ def make_session(model: Model | bytes | str, optimize: bool = False, threads: in
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a failing run raises with ORT's message; its error log would only repeat it
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     source = serialize(model) if isinstance(model, Model) else model

@@ -180,6 +180,23 @@ def test_input_shape_every_branch_accepts_goes_through(capfd, work):
         assert_same_outputs(str(work / "guarded.onnx"), str(work / "out.onnx"), feeds, rtol=0, atol=0)
 
 
+REFLECT = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N] x) => (float[M] y) { pads = Constant<value = int64[2] {2, 2}>()  y = Pad<mode = "reflect">(x, pads) }
+"""
+
+
+def test_verify_on_generated_inputs_the_original_cannot_run(capfd, work):
+    # generated inputs give dynamic dims the size 1, which a reflect pad of 2 cannot take: say what to pass instead,
+    # in one line (ONNX Runtime's own error log would repeat the message)
+    onnx.save(onnx.parser.parse_model(REFLECT), work / "reflect.onnx")
+    optimize_fails(capfd, work, work / "reflect.onnx", "does not run on generated inputs", "Pad", "--data DIR",
+                   "--input-shape", extra=("--verify",))
+    code, _, err = cli(capfd, "optimize", work / "reflect.onnx", "-o", work / "out.onnx", "--verify",
+                       "--input-shape", "x=5")
+    assert code == 0, err
+
+
 def test_missing_external_data_file(capfd, work):
     onnx.save(_matmul_model(), work / "ext.onnx", save_as_external_data=True, location="ext.weights",
               size_threshold=0)
