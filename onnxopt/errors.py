@@ -1,6 +1,8 @@
 """Errors: OnnxoptError for user mistakes (the CLI prints one line, exits 2); IRError; PassError."""
 from __future__ import annotations
 
+import re
+
 
 class OnnxoptError(Exception):
     """A user-facing error: the message says what is wrong and what to do."""
@@ -47,3 +49,12 @@ class PassError(Exception):
         super().__init__(message)
         self.pass_name = pass_name
         self.node_name = node_name
+
+
+def ort_failure(exc: Exception) -> str:
+    """ONNX Runtime's error from a failed run in one line: the innermost failing node and its reason (ORT nests a
+    message per enclosing If/Loop)."""
+    text = " ".join(str(exc).split())
+    nodes = re.findall(r"Name:'([^']*)'", text)
+    reason = text.split("Status Message: ")[-1]
+    return (f"node '{nodes[-1]}': " if nodes and nodes[-1] else "") + reason[:200]

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import onnx
 
-from onnxopt.errors import ModelCheckError, OnnxoptError, VerificationError
+from onnxopt.errors import ModelCheckError, OnnxoptError, VerificationError, ort_failure
 from onnxopt.ir import Model, from_proto, infer_shapes, load, to_proto, type_check_error
 from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult, expand_pipeline
 
@@ -100,11 +100,11 @@ def _verified(
     try:
         reference = run_model(original, feeds)
     except Exception as exc:  # e.g. a value-dependent model (a sample rate that must be 8000 or 16000)
-        first = str(exc).strip().splitlines()[-1][:200]
         dynamic = any(not isinstance(d, int) or d <= 0 for s in input_specs(result.model) for d in (s.shape or ()))
         hint = " (or set its dynamic dims, generated as 1, with --input-shape NAME=DIMS)" if dynamic else ""
         raise VerificationError(
-            f"the original model does not run on generated inputs ({first}); give real inputs with --data DIR{hint}"
+            f"the original model does not run on generated inputs ({ort_failure(exc)}); give real inputs with "
+            f"--data DIR{hint}"
         ) from None
     report = compare_outputs(reference, run_model(result.model, feeds))
     if report.ok:

@@ -358,6 +358,16 @@ def test_bad_benchmark_data(capfd, work, name, files, words):
     assert_left_as_before(work, before)
 
 
+def test_benchmark_shape_the_model_cannot_run(capfd, work):
+    # a reflect pad of 2 cannot take a length-1 input: one line naming the node and the flags to fix it, no report
+    onnx.save(onnx.parser.parse_model(REFLECT), work / "reflect.onnx")
+    before = _listing(work)
+    code, _, err = cli(capfd, "-q", "bench", work / "reflect.onnx", "--runs", "3", "--shape", "x=1",
+                       "--report", work / "report.json")
+    assert_user_error(code, err, "'reflect' does not run on the benchmark inputs", "Pad reflect", "--shape", "--data")
+    assert_left_as_before(work, before)
+
+
 def _calibration_files(bad: np.ndarray) -> dict[str, np.ndarray]:
     """A good first sample, then the bad one: the error must name the second file."""
     return {"s0.npy": np.zeros((2, 64), np.float32), "s1.npy": bad}

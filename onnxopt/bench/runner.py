@@ -25,7 +25,7 @@ from onnxopt.bench.memory import PeakRss
 from onnxopt.bench.progress import ProgressBar
 from onnxopt.bench.result import BenchResult, Measurement, ModelInfo
 from onnxopt.bench.stats import compare_outputs, ratio_to_baseline, summarize
-from onnxopt.errors import DataError, ModelLoadError, ProviderError
+from onnxopt.errors import DataError, ModelLoadError, ProviderError, ort_failure
 
 ModelLike = Union[str, "os.PathLike[str]", onnx.ModelProto]
 Models = Union[Sequence[ModelLike], Mapping[str, ModelLike]]
@@ -263,7 +263,15 @@ def _open(model: _Model, provider: str, n_threads: int, plan: _Plan, feeds: Feed
             f"onnxruntime could not start provider '{provider}' for '{model.info.name}' "
             "(its libraries are missing or failed to load; onnxruntime's log above says which)"
         )
-    outputs = session.run(None, feeds)
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4  # a failing run raises with ORT's message; its error log would only repeat it
+    try:
+        outputs = session.run(None, feeds, quiet)
+    except Exception as exc:  # ORT's errors: the model cannot run on these inputs (a shape it cannot take)
+        raise DataError(
+            f"'{model.info.name}' does not run on the benchmark inputs ({ort_failure(exc)}); give inputs it accepts "
+            "with --shape NAME=D1,D2,.., --dim NAME=N or --data DIR"
+        ) from None
     kernels = prov.kernels_by_provider(session.end_profiling())
     rss = memory.growth()
     device_after = prov.device_memory_used(device) if gpu else None
