@@ -15,7 +15,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from onnxopt.calibration.observers import MinMaxObserver, Observer
-from onnxopt.errors import DataError
+from onnxopt.errors import DataError, ort_failure
 from onnxopt.ir import Model, Node, Value, infer_types, serialize
 
 REDUCTIONS = ("ReduceMin", "ReduceMax", "ReduceSum")
@@ -59,7 +59,7 @@ class Probe:
         try:
             return self.session.run(fetch, feeds)
         except Exception as exc:  # onnxruntime raises its own exception types for bad feeds
-            raise DataError(f"{where}: onnxruntime could not run it: {str(exc).splitlines()[0]}") from None
+            raise DataError(f"{where}: onnxruntime could not run it: {ort_failure(exc)}") from None
 
 
 def observe_array(observer: Observer, array: np.ndarray) -> None:
@@ -131,6 +131,6 @@ def _session(probe: Model, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.intra_op_num_threads = threads
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a failing run raises with ORT's message; its error log would only repeat it
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(serialize(probe), options, providers=["CPUExecutionProvider"])

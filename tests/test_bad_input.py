@@ -393,6 +393,24 @@ def test_bad_calibration_data(capfd, work, name, files, words):
     assert_left_as_before(work, before)
 
 
+REFLECT_MUL = REFLECT.replace("y = Pad", "p = Pad").replace("(x, pads) }", "(x, pads)  y = Mul(p, p) }")
+
+
+@pytest.mark.parametrize("text, words", [
+    (REFLECT_MUL, ("calibration sample 0", "could not run it", "Pad reflect")),
+    (REFLECT, ("held-out sample 0", "could not run the float model", "Pad reflect")),  # nothing to calibrate
+])
+def test_samples_the_model_cannot_run(capfd, work, text, words):
+    # each sample matches the declared shape (x: float[N]) but a reflect pad of 2 cannot take N = 1
+    onnx.save(onnx.parser.parse_model(text), work / "reflect.onnx")
+    data = _data_dir(work, "short", {f"s{i}.npy": np.ones(1, np.float32) for i in range(2)})
+    before = _listing(work)
+    code, _, err = cli(capfd, "-q", "quantize", work / "reflect.onnx", "-o", work / "q.onnx", "--data", data,
+                       "--no-latency-check")
+    assert_user_error(code, err, *words)
+    assert_left_as_before(work, before)
+
+
 # ---- Ctrl-C --------------------------------------------------------------------------------------------
 READY = "import sys, onnxopt.cli; print('ready', flush=True); sys.exit(onnxopt.cli.main(sys.argv[1:]))"
 

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 
+from onnxopt.errors import DataError, ort_failure
 from onnxopt.ir import Model, serialize
 
 # A one-sided 99% bound: the accuracy search tests several counts and keeps the smallest that passes, so a
@@ -39,11 +40,19 @@ def session(model: Model | bytes, threads: int = 0, optimize: bool = True) -> or
     """A CPU session with ORT's full optimizations (as deployed) unless optimize=False."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a failing run raises with ORT's message; its error log would only repeat it
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     data = serialize(model) if isinstance(model, Model) else model
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def _run_float(ref: ort.InferenceSession, names: list[str], sample: dict[str, np.ndarray], index: int) -> list:
+    try:
+        return ref.run(names, sample)
+    except Exception as exc:  # ORT's errors: the float model cannot run on this sample (a shape it cannot take)
+        raise DataError(f"held-out sample {index}: onnxruntime could not run the float model on it: "
+                        f"{ort_failure(exc)}") from None
 
 
 class Evaluator:
@@ -54,7 +63,7 @@ class Evaluator:
         self.threads = threads
         ref = session(reference, threads)
         self.names = [o.name for o in ref.get_outputs()]
-        self.reference = [ref.run(self.names, s) for s in self.samples]
+        self.reference = [_run_float(ref, self.names, sample, i) for i, sample in enumerate(self.samples)]
 
     def evaluate(self, candidate: Model | bytes, limit: int | None = None) -> list[OutputAgreement]:
         """Per-output agreement of `candidate` with the float model (float outputs only) on the first
