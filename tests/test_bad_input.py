@@ -411,6 +411,40 @@ def test_samples_the_model_cannot_run(capfd, work, text, words):
     assert_left_as_before(work, before)
 
 
+CUSTOM_OP = """
+<ir_version: 8, opset_import: ["" : 17, "my.domain" : 1]>
+g (float[2, 64] x) => (float[2, 64] y) { t = MatMul(x, w)  y = my.domain.Custom(t) }
+"""
+
+
+def _custom_op_model(work) -> str:
+    """A model with a custom op whose kernel library onnxruntime was not given: it loads in onnx, not in ORT."""
+    model = onnx.parser.parse_model(CUSTOM_OP)
+    model.graph.initializer.append(numpy_helper.from_array(np.eye(64, dtype=np.float32), "w"))
+    onnx.save(model, work / "custom.onnx")
+    return work / "custom.onnx"
+
+
+def test_benchmark_of_a_model_onnxruntime_cannot_load(capfd, work):
+    path = _custom_op_model(work)
+    before = _listing(work)
+    code, _, err = cli(capfd, "-q", "bench", path, "--runs", "3", "--report", work / "report.json")
+    assert_user_error(code, err, "onnxruntime cannot load 'custom'", "my.domain:Custom")
+    assert_left_as_before(work, before)
+
+
+def test_latency_check_of_a_model_onnxruntime_cannot_load(capfd, work):
+    path = _custom_op_model(work)
+    before = _listing(work)
+    code, _, err = cli(capfd, "-q", "quantize", path, "-o", work / "q.onnx", "--mode", "dynamic")
+    assert_user_error(code, err, "latency check failed", "my.domain:Custom", "--no-latency-check")
+    assert_left_as_before(work, before)
+    code, _, err = cli(capfd, "-q", "quantize", path, "-o", work / "q.onnx", "--mode", "dynamic", "--no-latency-check")
+    assert code == 0, err
+    result = load(work / "q.onnx")
+    assert op_histogram(result)["my.domain::Custom"] == 1 and "MatMulInteger" in op_histogram(result)
+
+
 # ---- Ctrl-C --------------------------------------------------------------------------------------------
 READY = "import sys, onnxopt.cli; print('ready', flush=True); sys.exit(onnxopt.cli.main(sys.argv[1:]))"
 

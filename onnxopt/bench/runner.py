@@ -248,6 +248,8 @@ def _run_config(models: list[_Model], feeds: Feeds, provider: str, n_threads: in
 def _open(model: _Model, provider: str, n_threads: int, plan: _Plan, feeds: Feeds, profile_prefix: str) -> _Session:
     """Create the session, run it once with profiling (reference outputs and kernel placement), bind IO."""
     so = _session_options(n_threads, plan)
+    if provider == "cpu":  # no provider library to report on: a failure raises with all ORT would log
+        so.log_severity_level = 4
     so.enable_profiling = True
     so.profile_file_prefix = profile_prefix
     device = prov.device_id(provider, plan.options)
@@ -256,7 +258,10 @@ def _open(model: _Model, provider: str, n_threads: int, plan: _Plan, feeds: Feed
     memory.start()
     device_before = prov.device_memory_used(device) if gpu else None
     start = time.perf_counter()
-    session = ort.InferenceSession(model.source, so, providers=prov.session_providers(provider, plan.options))
+    try:
+        session = ort.InferenceSession(model.source, so, providers=prov.session_providers(provider, plan.options))
+    except Exception as exc:  # ORT's errors: an op it does not know (a custom op without its library), say
+        raise ModelLoadError(f"onnxruntime cannot load '{model.info.name}': {ort_failure(exc)}") from None
     seconds = time.perf_counter() - start
     if prov.ORT_NAMES[provider] not in session.get_providers():
         raise ProviderError(

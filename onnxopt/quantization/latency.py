@@ -18,7 +18,7 @@ from typing import Mapping
 import numpy as np
 import onnxruntime as ort
 
-from onnxopt.errors import OnnxoptError
+from onnxopt.errors import OnnxoptError, ort_failure
 from onnxopt.ir import Model, serialize, to_proto
 from onnxopt.quantization.config import QuantConfig
 from onnxopt.quantization.report import LatencyCheck, SearchStep
@@ -43,8 +43,12 @@ def compare_latency(models: Mapping[str, Model], config: QuantConfig, feeds: Fee
     from onnxopt.bench import benchmark
 
     first = next(iter(models.values()))
-    feeds = dict(feeds) if feeds is not None else _random_feeds(first)
-    runs = _runs_for(first, feeds, config.threads, config.latency_seconds * len(models) / 2)
+    try:
+        feeds = dict(feeds) if feeds is not None else _random_feeds(first)
+        runs = _runs_for(first, feeds, config.threads, config.latency_seconds * len(models) / 2)
+    except Exception as exc:  # ORT's errors: it cannot load or run the float model (a custom op, say)
+        raise OnnxoptError(f"latency check failed: onnxruntime cannot run the float model ({ort_failure(exc)}); "
+                           "pass --no-latency-check to skip it") from None
     try:
         result = benchmark(
             {name: to_proto(m) for name, m in models.items()}, providers=(config.provider,), threads=(config.threads,),
