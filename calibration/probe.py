@@ -15,7 +15,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from onnxopt.calibration.observers import MinMaxObserver, Observer
-from onnxopt.errors import DataError, ort_failure
+from onnxopt.errors import DataError, ModelLoadError, ort_failure
 from onnxopt.ir import Model, Node, Value, infer_types, serialize
 
 REDUCTIONS = ("ReduceMin", "ReduceMax", "ReduceSum")
@@ -133,4 +133,7 @@ def _session(probe: Model, threads: int) -> ort.InferenceSession:
     options.intra_op_num_threads = threads
     options.log_severity_level = 4  # a failing run raises with ORT's message; its error log would only repeat it
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(serialize(probe), options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(serialize(probe), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's errors: an op it does not know (a custom op without its library), say
+        raise ModelLoadError(f"calibration runs the model in onnxruntime, which cannot load it: {ort_failure(exc)}") from None

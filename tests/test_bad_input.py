@@ -445,6 +445,20 @@ def test_latency_check_of_a_model_onnxruntime_cannot_load(capfd, work):
     assert op_histogram(result)["my.domain::Custom"] == 1 and "MatMulInteger" in op_histogram(result)
 
 
+@pytest.mark.parametrize("mode, words", [
+    ("static", ("calibration runs the model in onnxruntime, which cannot load it",)),
+    ("dynamic", ("scoring runs the model in onnxruntime, which cannot load it",)),  # held-out scoring needs ORT too
+])
+def test_quantize_with_data_of_a_model_onnxruntime_cannot_load(capfd, work, mode, words):
+    path = _custom_op_model(work)
+    data = _data_dir(work, "samples", {f"s{i}.npy": np.ones((2, 64), np.float32) for i in range(2)})
+    before = _listing(work)
+    code, _, err = cli(capfd, "-q", "quantize", path, "-o", work / "q.onnx", "--mode", mode, "--data", data,
+                       "--no-latency-check")
+    assert_user_error(code, err, *words, "my.domain:Custom")
+    assert_left_as_before(work, before)
+
+
 # ---- Ctrl-C --------------------------------------------------------------------------------------------
 READY = "import sys, onnxopt.cli; print('ready', flush=True); sys.exit(onnxopt.cli.main(sys.argv[1:]))"
 

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from onnxopt.errors import DataError, ort_failure
+from onnxopt.errors import DataError, ModelLoadError, ort_failure
 from onnxopt.ir import Model, serialize
 
 # A one-sided 99% bound: the accuracy search tests several counts and keeps the smallest that passes, so a
@@ -44,7 +44,10 @@ def session(model: Model | bytes, threads: int = 0, optimize: bool = True) -> or
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     data = serialize(model) if isinstance(model, Model) else model
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's errors: an op it does not know (a custom op without its library), say
+        raise ModelLoadError(f"scoring runs the model in onnxruntime, which cannot load it: {ort_failure(exc)}") from None
 
 
 def _run_float(ref: ort.InferenceSession, names: list[str], sample: dict[str, np.ndarray], index: int) -> list:
