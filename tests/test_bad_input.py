@@ -459,6 +459,15 @@ def test_quantize_with_data_of_a_model_onnxruntime_cannot_load(capfd, work, mode
     assert_left_as_before(work, before)
 
 
+def test_exclude_nodes_with_a_name_the_model_lacks(capfd, work):
+    data = _data_dir(work, "samples", {f"s{i}.npy": np.ones((2, 64), np.float32) for i in range(2)})
+    before = _listing(work)
+    code, _, err = cli(capfd, "-q", "quantize", work / "matmul.onnx", "-o", work / "q.onnx", "--data", data,
+                       "--no-latency-check", "--exclude-nodes", "MatMul_1,matmull")
+    assert_user_error(code, err, "--exclude-nodes", "no node named 'MatMul_1', 'matmull'")
+    assert_left_as_before(work, before)
+
+
 # ---- Ctrl-C --------------------------------------------------------------------------------------------
 READY = "import sys, onnxopt.cli; print('ready', flush=True); sys.exit(onnxopt.cli.main(sys.argv[1:]))"
 

@@ -68,7 +68,12 @@ def quantize(
     started = time.perf_counter()
     model = load(model) if not isinstance(model, Model) else model.clone()
     report = QuantReport(mode=config.mode, method=config.method if config.mode == "static" else None)
+    named = model.clone() if config.exclude_nodes else None
+    if named is not None:
+        name_nodes(named)  # an unnamed node goes by the name the quantizer gives it
     model, config = prepare(model, config, report)
+    if named is not None:
+        _check_excluded_nodes(named, model, config, report)
     if config.mode == "static" and calibration is None:
         raise OnnxoptError("static quantization needs calibration data: pass --data DIR (or calibration=...), or use --mode dynamic")
     samples = _Samples(calibration, model, config, preprocess) if calibration is not None else None
@@ -131,6 +136,22 @@ def quantize(
     quantized.metadata_props["onnxopt.quantization"] = f"{config.mode};method={report.method}"
     report.seconds = time.perf_counter() - started
     return QuantizeResult(quantized, report)
+
+
+def _check_excluded_nodes(named: Model, prepared: Model, config: QuantConfig, report: QuantReport) -> None:
+    """Every excluded name must be a node of the input (`named`) or of the prepared model, which the report names;
+    one the preparation fused away is reported."""
+    given, kept = _node_names(named), _node_names(prepared)
+    unknown = [name for name in config.exclude_nodes if name not in given and name not in kept]
+    if unknown:
+        raise OnnxoptError(f"exclude_nodes (--exclude-nodes): the model has no node named {', '.join(map(repr, unknown))}; "
+                           "give names as the model file or onnxopt's quantization report spells them")
+    report.warnings += [f"excluded node {name!r} was fused into another node while preparing the model, which is "
+                        "quantized unless excluded by its own name" for name in config.exclude_nodes if name not in kept]
+
+
+def _node_names(model: Model) -> set[str]:
+    return {node.name for graph in model.graph.all_graphs() for node in graph}
 
 
 def prepare(model: Model, config: QuantConfig, report: QuantReport) -> tuple[Model, QuantConfig]:

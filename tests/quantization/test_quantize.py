@@ -9,7 +9,7 @@ import pytest
 
 import onnxopt.pipeline
 from onnxopt.errors import OnnxoptError
-from onnxopt.ir import lint, serialize
+from onnxopt.ir import from_proto, lint, serialize
 from onnxopt.quantization import QuantConfig, quantize
 from onnxopt.quantization.quantize import name_nodes, observer_factory
 from onnxopt.testing import model_from_text, op_histogram
@@ -177,6 +177,31 @@ def test_exclude_nodes_exclude_ops_include_ops():
     assert set(report.quantized_ops) <= {"Conv", "MaxPool", "Flatten"} and report.quantized_ops["Conv"] == 4
     ops = ort_ops(quantized)
     assert ops["QLinearConv"] == 4 and ops["QGemm"] == 0 and ops["QLinearAdd"] == 0
+
+
+def test_exclude_nodes_names_checked_against_the_model():
+    model = cnn()
+    name_nodes(model)
+    with pytest.raises(OnnxoptError, match="no node named 'cnv'"):
+        quantize(model, samples(model, 4), exclude_nodes=["cnv"], holdout=0, latency_check=False)
+
+
+def test_excluding_a_node_the_preparation_fuses_away_is_reported():
+    f = onnx.TensorProto.FLOAT
+    rng = np.random.default_rng(0)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+         onnx.helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"], name="bn")],
+        "g", [onnx.helper.make_tensor_value_info("x", f, [1, 3, 8, 8])],
+        [onnx.helper.make_tensor_value_info("y", f, [1, 4, 6, 6])],
+        [onnx.numpy_helper.from_array(a.astype(np.float32), n) for n, a in (
+            ("w", rng.standard_normal((4, 3, 3, 3))), ("s", rng.uniform(0.5, 1.5, 4)), ("b", rng.standard_normal(4)),
+            ("m", rng.standard_normal(4)), ("v", rng.uniform(0.5, 1.5, 4)))],
+    )
+    model = from_proto(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]))
+    _, report = quantize(model, samples(model, 4), exclude_nodes=["bn"], holdout=0, latency_check=False)
+    assert any("excluded node 'bn' was fused" in w for w in report.warnings)
+    assert report.quantized_ops["Conv"] == 1  # BN folded into the Conv, which was not excluded by name
 
 
 def test_int8_activations_and_per_tensor_weights():
