@@ -10,6 +10,7 @@ import onnx
 from onnxopt.errors import ModelCheckError, OnnxoptError, VerificationError, ort_failure
 from onnxopt.ir import Model, from_proto, infer_shapes, load, to_proto, type_check_error
 from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult, expand_pipeline
+from onnxopt.rewrite.ruleset import rule_names
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ def optimize(
 
     if target not in TARGETS:
         raise OnnxoptError(f"unknown target {target!r}; use one of: {', '.join(TARGETS)}")
+    if fold_max_bytes < 0:
+        raise OnnxoptError(f"fold_max_bytes (--fold-max-bytes) must be 0 or more, got {fold_max_bytes}")
+    unknown = [name for name in explain if name not in rule_names()]
+    if unknown:
+        raise OnnxoptError(f"explain (--explain): no rule named {', '.join(map(repr, unknown))}; "
+                           f"rules: {', '.join(rule_names())}")
     path = None
     if not isinstance(model, Model):
         path = os.fspath(model)

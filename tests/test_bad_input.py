@@ -223,6 +223,16 @@ def test_unknown_pass_name(capfd, work):
                    extra=("--passes", "fold,fold_everything"))
 
 
+def test_unknown_rule_to_explain(capfd, work):
+    # a misspelt rule would otherwise explain nothing, which reads as "nothing to explain"
+    optimize_fails(capfd, work, work / "tiny.onnx", "no rule named 'fuse_bn_conv'", "fuse_bn_into_conv",
+                   extra=("--explain", "fuse_bn_conv"))
+
+
+def test_negative_fold_budget(capfd, work):
+    optimize_fails(capfd, work, work / "tiny.onnx", "--fold-max-bytes", "0 or more", extra=("--fold-max-bytes", "-1"))
+
+
 # ---- the output ----------------------------------------------------------------------------------------
 def test_output_into_missing_directory(capfd, work):
     before = _listing(work)

@@ -199,3 +199,10 @@ def rule_pass(
         "name": name, "groups": tuple(groups), "rules": rules, "__doc__": doc, "__module__": rules[0].__module__,
     })
     return register_pass(cls)
+
+
+def rule_names() -> list[str]:
+    """The name of every rule of a registered rewrite pass (what --explain takes), sorted."""
+    from onnxopt.passmanager import registered_passes
+
+    return sorted({rule.name for cls in registered_passes().values() if issubclass(cls, RewritePass) for rule in cls.rules})
