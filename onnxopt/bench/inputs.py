@@ -26,6 +26,10 @@ def resolve_shapes(
     unknown = sorted(set(shapes) - {s.name for s in specs})
     if unknown:
         raise DataError(f"--shape names unknown inputs {unknown}; the model's inputs are {[s.name for s in specs]}")
+    symbols = sorted({d for s in specs for d in s.shape or () if isinstance(d, str) and d})
+    unused = sorted(set(dims) - set(symbols))
+    if unused:
+        raise DataError(f"--dim names {unused}, which no input's shape uses; its symbolic dims are {symbols}")
     resolved: dict[str, tuple[int, ...]] = {}
     missing: list[str] = []
     first_unresolved: Optional[InputSpec] = None

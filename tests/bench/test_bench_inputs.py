@@ -32,6 +32,13 @@ def test_resolve_from_dims_and_shapes() -> None:
     assert shapes == {"image": (2, 3, 8, 8), "ids": (2, 5), "raw": (2,), "flag": (1,)}
 
 
+def test_a_dim_no_input_uses_is_named() -> None:
+    # a misspelt --dim would otherwise be ignored and the dim it meant reported as unresolved, or left at its default
+    with pytest.raises(DataError, match=r"--dim names \['bacth'\], which no input's shape uses; its symbolic dims are "
+                                        r"\['H', 'W', 'batch', 'seq'\]"):
+        resolve_shapes(input_specs(MODEL), dims={"bacth": 2, "seq": 5})
+
+
 def test_unresolved_dims_are_named() -> None:
     with pytest.raises(DataError) as err:
         resolve_shapes(input_specs(MODEL), dims={"batch": 1})
