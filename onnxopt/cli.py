@@ -50,8 +50,11 @@ def _add_optimize(sub: argparse._SubParsersAction) -> None:
 
 def _run_optimize(args: argparse.Namespace) -> int:
     from onnxopt import optimize, save
+    from onnxopt.bench.report import check_report_path
     from onnxopt.summary import format_pass_stats, format_size_change, pass_stats_section, write_before_after_report
 
+    if args.report:
+        check_report_path(args.report)  # before the work, not after it
     result = optimize(
         args.model, args.passes, target=args.target, target_opset=args.target_opset,
         fold_max_bytes=args.fold_max_bytes, input_shapes=dict(args.input_shape), explain=args.explain,
@@ -102,9 +105,9 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from onnxopt.ir.export import write_graph
 
     model = load(args.model)
-    print(summarize(model, args.model).to_text())
     if args.graph:
         write_graph(model.graph, args.graph)
+    print(summarize(model, args.model).to_text())
     return 0
 
 
@@ -147,6 +150,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from onnxopt.bench import benchmark
+    from onnxopt.bench.report import check_report_path
+
+    for path in args.report:
+        check_report_path(path)  # before the work, not after it
 
     result = benchmark(
         args.models, providers=args.providers.split(","), threads=args.threads, shapes=dict(args.shape),
@@ -221,8 +228,12 @@ def _add_quantize(sub: argparse._SubParsersAction) -> None:
 def _run_quantize(args: argparse.Namespace) -> int:
     from onnxopt import quantize, save
     from onnxopt.bench import ReportSection
+    from onnxopt.bench.report import check_report_path
     from onnxopt.calibration.images import Preprocess
     from onnxopt.summary import write_before_after_report
+
+    if args.report:
+        check_report_path(args.report)  # before the work, not after it
 
     image_flags = {"size": args.size, "layout": args.layout, "channel_order": args.channel_order, "scale": args.scale,
                    "mean": args.mean, "std": args.std}

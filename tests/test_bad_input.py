@@ -241,6 +241,37 @@ def test_output_into_missing_directory(capfd, work):
     assert_left_as_before(work, before)
 
 
+@pytest.mark.parametrize("command", [
+    ("optimize", "{model}", "-o", "{out}"),
+    ("quantize", "{model}", "-o", "{out}", "--mode", "dynamic", "--no-latency-check"),
+    ("bench", "{model}", "--runs", "2"),
+])
+@pytest.mark.parametrize("report, words", [
+    ("no/such/report.md", ("folder", "does not exist")),
+    ("report.docx", ("cannot tell the report format", ".json")),
+])
+def test_bad_report_path_stops_before_the_work(capfd, work, command, report, words):
+    # the report is checked first: the command must not write its model and then fail on the report
+    before = _listing(work)
+    args = [a.format(model=work / "matmul.onnx", out=work / "out.onnx") for a in command]
+    code, out, err = cli(capfd, "-q", *args, "--report", work / report)
+    assert_user_error(code, err, *words)
+    assert not out  # nothing measured or summarized before the error
+    assert_left_as_before(work, before)
+
+
+@pytest.mark.parametrize("graph, words", [
+    ("no/such/g.dot", ("folder", "does not exist")),
+    ("g.svg", ("cannot tell the graph format", ".dot or .graphml")),
+])
+def test_bad_graph_path(capfd, work, graph, words):
+    before = _listing(work)
+    code, out, err = cli(capfd, "inspect", work / "tiny.onnx", "--graph", work / graph)
+    assert_user_error(code, err, *words)
+    assert not out
+    assert_left_as_before(work, before)
+
+
 def test_output_whose_parent_is_a_file(capfd, work):
     before = _listing(work)
     code, _, err = cli(capfd, "optimize", work / "tiny.onnx", "-o", work / "tiny.onnx" / "out.onnx")

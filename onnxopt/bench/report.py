@@ -36,12 +36,12 @@ import html
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from onnxopt.bench.chart import box_plot_svg
 from onnxopt.errors import OutputPathError
+from onnxopt.ir.serde import write_text
 
 if TYPE_CHECKING:
     from onnxopt.bench.result import BenchResult, Measurement
@@ -223,25 +223,17 @@ FORMATS: dict[str, Callable[[BenchResult], str]] = {
 }
 
 
-def save(result: BenchResult, path: Union[str, "os.PathLike[str]"]) -> None:
-    """Write the report in the format its suffix names, through a temporary file and os.replace."""
+def check_report_path(path: Union[str, "os.PathLike[str]"]) -> Path:
+    """The report's path, if its suffix names a format and its folder exists (checked before the work it reports)."""
     target = Path(path)
-    render = FORMATS.get(target.suffix.lower())
-    if render is None:
+    if target.suffix.lower() not in FORMATS:
         raise OutputPathError(f"cannot tell the report format of '{target}'; end it in {', '.join(FORMATS)}")
     if not target.parent.is_dir():
         raise OutputPathError(f"cannot write '{target}': folder '{target.parent}' does not exist")
-    text = render(result)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    except OSError as exc:
-        raise OutputPathError(f"cannot write '{target}': {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    return target
+
+
+def save(result: BenchResult, path: Union[str, "os.PathLike[str]"]) -> None:
+    """Write the report in the format its suffix names, through a temporary file and os.replace."""
+    target = check_report_path(path)
+    write_text(target, FORMATS[target.suffix.lower()](result))

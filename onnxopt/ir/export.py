@@ -1,11 +1,15 @@
 """networkx views of a graph: for whole-graph algorithms (cycles, regions) and DOT/GraphML export."""
 from __future__ import annotations
 
+import io
 import os
+from pathlib import Path
 
 import networkx as nx
 
+from onnxopt.errors import OutputPathError
 from onnxopt.ir.graph import Graph
+from onnxopt.ir.serde import write_text
 
 
 def to_networkx(graph: Graph) -> nx.MultiDiGraph:
@@ -34,19 +38,30 @@ def to_networkx(graph: Graph) -> nx.MultiDiGraph:
 
 
 def write_graph(graph: Graph, path: str | os.PathLike) -> None:
-    """Write the graph as GraphML (.graphml) or Graphviz DOT (.dot)."""
-    path = os.fspath(path)
+    """Write the graph as GraphML (.graphml) or Graphviz DOT (.dot), through a temporary file and os.replace."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".dot", ".graphml"):
+        raise OutputPathError(f"cannot tell the graph format of '{target}'; end it in .dot or .graphml")
+    if not target.parent.is_dir():
+        raise OutputPathError(f"cannot write '{target}': folder '{target.parent}' does not exist")
     g = to_networkx(graph)
-    if path.endswith(".graphml"):
-        nx.write_graphml(g, path)
-        return
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("digraph onnx {\n  rankdir=TB;\n  node [shape=box, style=rounded];\n")
-        for name, data in g.nodes(data=True):
-            f.write(f'  "{_escape(name)}" [label="{_escape(data["op_type"])}\\n{_escape(name)}"];\n')
-        for source, target, data in g.edges(data=True):
-            f.write(f'  "{_escape(source)}" -> "{_escape(target)}" [label="{_escape(data["value"])}"];\n')
-        f.write("}\n")
+    write_text(target, _graphml(g) if suffix == ".graphml" else _dot(g))
+
+
+def _graphml(g: nx.MultiDiGraph) -> str:
+    buffer = io.BytesIO()
+    nx.write_graphml(g, buffer)
+    return buffer.getvalue().decode("utf-8")
+
+
+def _dot(g: nx.MultiDiGraph) -> str:
+    lines = ["digraph onnx {", "  rankdir=TB;", "  node [shape=box, style=rounded];"]
+    for name, data in g.nodes(data=True):
+        lines.append(f'  "{_escape(name)}" [label="{_escape(data["op_type"])}\\n{_escape(name)}"];')
+    for source, target, data in g.edges(data=True):
+        lines.append(f'  "{_escape(source)}" -> "{_escape(target)}" [label="{_escape(data["value"])}"];')
+    return "\n".join([*lines, "}", ""])
 
 
 def _escape(text: str) -> str:

@@ -257,6 +257,27 @@ def to_proto(model: Model) -> ModelProto:
     return ModelProto.FromString(serialize(model))
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file through a temporary file in its folder and os.replace, so a failure leaves no partial file
+    (OutputPathError when the folder is missing or not writable)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise OutputPathError(f"cannot write '{os.fspath(path)}': folder '{directory}' does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    except OSError as exc:
+        raise OutputPathError(f"cannot write '{os.fspath(path)}': {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def save(model: Model, path: str | os.PathLike, external_data: bool | None = None, size_threshold: int = 1024) -> None:
     """Write atomically. external_data=None keeps the input's choice and switches on past the 2 GB limit."""
     path = os.fspath(path)

@@ -5,11 +5,11 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from onnxopt.ir.serde import write_text
 from onnxopt.quantization.evaluate import OutputAgreement
 
 
@@ -144,16 +144,7 @@ class QuantReport:
     def save(self, path: str | os.PathLike) -> None:
         """Write JSON (.json) or the text summary (any other suffix), atomically."""
         path = os.fspath(path)
-        text = self.to_json() if path.endswith(".json") else self.to_text(max_tensors=10**9)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".report-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_text(path, (self.to_json() if path.endswith(".json") else self.to_text(max_tensors=10**9)) + "\n")
 
 
 def op_counts(op_types: list[str]) -> dict[str, int]:
