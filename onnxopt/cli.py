@@ -51,10 +51,12 @@ def _add_optimize(sub: argparse._SubParsersAction) -> None:
 def _run_optimize(args: argparse.Namespace) -> int:
     from onnxopt import optimize, save
     from onnxopt.bench.report import check_report_path
+    from onnxopt.ir.serde import check_output_path
     from onnxopt.summary import format_pass_stats, format_size_change, pass_stats_section, write_before_after_report
 
+    check_output_path(args.output)  # before the work, not after it
     if args.report:
-        check_report_path(args.report)  # before the work, not after it
+        check_report_path(args.report)
     result = optimize(
         args.model, args.passes, target=args.target, target_opset=args.target_opset,
         fold_max_bytes=args.fold_max_bytes, input_shapes=dict(args.input_shape), explain=args.explain,
@@ -230,10 +232,12 @@ def _run_quantize(args: argparse.Namespace) -> int:
     from onnxopt.bench import ReportSection
     from onnxopt.bench.report import check_report_path
     from onnxopt.calibration.images import Preprocess
+    from onnxopt.ir.serde import check_output_path
     from onnxopt.summary import write_before_after_report
 
+    check_output_path(args.output)  # before the work, not after it
     if args.report:
-        check_report_path(args.report)  # before the work, not after it
+        check_report_path(args.report)
 
     image_flags = {"size": args.size, "layout": args.layout, "channel_order": args.channel_order, "scale": args.scale,
                    "mean": args.mean, "std": args.std}

@@ -272,6 +272,17 @@ def test_bad_graph_path(capfd, work, graph, words):
     assert_left_as_before(work, before)
 
 
+def test_output_path_is_checked_before_the_work(capfd, work):
+    # a bad -o stops the command first: nothing is optimized or calibrated only to fail at the end
+    (work / "empty").mkdir()
+    before = _listing(work)
+    for args in (("optimize", work / "tiny.onnx", "-o", work / "no" / "out.onnx", "--explain", "no_such_rule"),
+                 ("quantize", work / "matmul.onnx", "-o", work / "no" / "q.onnx", "--data", work / "empty")):
+        code, _, err = cli(capfd, "-q", *args)
+        assert_user_error(code, err, "does not exist; create it first")
+    assert_left_as_before(work, before)
+
+
 def test_output_whose_parent_is_a_file(capfd, work):
     before = _listing(work)
     code, _, err = cli(capfd, "optimize", work / "tiny.onnx", "-o", work / "tiny.onnx" / "out.onnx")

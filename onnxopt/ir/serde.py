@@ -257,6 +257,24 @@ def to_proto(model: Model) -> ModelProto:
     return ModelProto.FromString(serialize(model))
 
 
+def check_output_path(path: str | os.PathLike) -> str:
+    """The folder `path` would be saved in, after checking a model can be written there (OutputPathError if not)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise OutputPathError(f"cannot write {path}: {directory} is a file, not a directory; choose another path")
+    if not os.path.isdir(directory):
+        raise OutputPathError(f"cannot write {path}: directory {directory} does not exist; create it first")
+    if os.path.isdir(path):
+        raise OutputPathError(f"cannot write {path}: it is a directory; give a file name")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # replacing it would swap a device, pipe or socket for a regular file
+        raise OutputPathError(f"cannot write {path}: it is not a regular file; give a file path")
+    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise OutputPathError(f"cannot write {path}: permission denied; choose another output path")
+    return directory
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file through a temporary file in its folder and os.replace, so a failure leaves no partial file
     (OutputPathError when the folder is missing or not writable)."""
@@ -281,18 +299,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def save(model: Model, path: str | os.PathLike, external_data: bool | None = None, size_threshold: int = 1024) -> None:
     """Write atomically. external_data=None keeps the input's choice and switches on past the 2 GB limit."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise OutputPathError(f"cannot write {path}: {directory} is a file, not a directory; choose another path")
-    if not os.path.isdir(directory):
-        raise OutputPathError(f"cannot write {path}: directory {directory} does not exist; create it first")
-    if os.path.isdir(path):
-        raise OutputPathError(f"cannot write {path}: it is a directory; give a file name")
-    if os.path.exists(path) and not os.path.isfile(path):
-        # replacing it would swap a device, pipe or socket for a regular file
-        raise OutputPathError(f"cannot write {path}: it is not a regular file; give a file path")
-    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise OutputPathError(f"cannot write {path}: permission denied; choose another output path")
+    directory = check_output_path(path)
     if external_data is None:
         total = sum(v.const_value.nbytes for v in model.graph.initializers.values())
         external_data = model.external_data or total > EXTERNAL_DATA_THRESHOLD
