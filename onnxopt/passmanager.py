@@ -269,8 +269,7 @@ class PassManager:
         iteration = 0
         # dead-code elimination runs inside every iteration too: a dead reader can block a fusion
         steps = list(zip(self.names, self.passes))
-        dead_code = [(p.name, p) for p in self.final if p.name not in self.names]
-        steps += dead_code
+        steps += [(p.name, p) for p in self.final if p.name not in self.names]
         if self.passes:
             for name, pass_ in steps:
                 if pass_.tidies_input:

@@ -54,10 +54,11 @@ def optimize(
         raise OnnxoptError(f"unknown target {target!r}; use one of: {', '.join(TARGETS)}")
     if fold_max_bytes < 0:
         raise OnnxoptError(f"fold_max_bytes (--fold-max-bytes) must be 0 or more, got {fold_max_bytes}")
-    unknown = [name for name in explain if name not in rule_names()]
+    rules = rule_names() if explain else []
+    unknown = [name for name in explain if name not in rules]
     if unknown:
         raise OnnxoptError(f"explain (--explain): no rule named {', '.join(map(repr, unknown))}; "
-                           f"rules: {', '.join(rule_names())}")
+                           f"rules: {', '.join(rules)}")
     path = None
     if not isinstance(model, Model):
         path = os.fspath(model)

@@ -43,8 +43,6 @@ def write_graph(graph: Graph, path: str | os.PathLike) -> None:
     suffix = target.suffix.lower()
     if suffix not in (".dot", ".graphml"):
         raise OutputPathError(f"cannot tell the graph format of '{target}'; end it in .dot or .graphml")
-    if not target.parent.is_dir():
-        raise OutputPathError(f"cannot write '{target}': folder '{target.parent}' does not exist")
     g = to_networkx(graph)
     write_text(target, _graphml(g) if suffix == ".graphml" else _dot(g))
 
