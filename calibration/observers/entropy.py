@@ -2,20 +2,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
-from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT, INTEGER_BITS, Observer, grid_steps
-from onnxopt.calibration.observers.histogram import HistogramObserver
-from onnxopt.calibration.observers.mse import expected_error, mse_range
+from onnxopt.calibration.observers.mse import GridRangeObserver, expected_error, mse_range
 
 
 MAX_CLIPPED = 1e-3  # the largest fraction of values a threshold may clip
 MAX_ERROR_RATIO = 2.0  # the most expected squared error KL may cost, relative to the least (3 dB)
 
 
-class EntropyObserver(Observer):
+class EntropyObserver(GridRangeObserver):
     """Picks a threshold t on the |value| histogram so that quantizing [0, t] loses the least information
     (KL divergence); the range is [-t, t] when symmetric, else [-t, t] intersected with the observed (min, max).
 
@@ -33,36 +30,6 @@ class EntropyObserver(Observer):
     """
 
     method = "entropy"
-
-    def __init__(
-        self,
-        bins: int = 2048,
-        dtype: str = "uint8",
-        symmetric: bool = False,
-        reduce_range: bool = False,
-        outlier_limit: float | None = DEFAULT_OUTLIER_LIMIT,
-    ) -> None:
-        if dtype not in INTEGER_BITS:
-            raise ValueError(f"dtype must be one of {', '.join(INTEGER_BITS)}, got {dtype!r}")
-        self.dtype = dtype
-        self.reduce_range = reduce_range
-        self.histogram = HistogramObserver(bins=bins, symmetric=symmetric, outlier_limit=outlier_limit)
-
-    @property
-    def steps(self) -> int:
-        """The number of quantization steps across the final range."""
-        return grid_steps(self.dtype, self.histogram.symmetric, self.reduce_range)
-
-    def update(self, array: np.ndarray) -> None:
-        """Count one batch in the histogram."""
-        self.histogram.update(array)
-
-    def merge(self, other: Observer) -> EntropyObserver:
-        """Merge the histograms."""
-        self._check_mergeable(other)
-        assert isinstance(other, EntropyObserver)
-        self.histogram.merge(other.histogram)
-        return self
 
     def range(self) -> tuple[float, float]:
         """The KL-optimal range, widened where its expected error exceeds the full range's (see the class)."""
@@ -102,26 +69,6 @@ class EntropyObserver(Observer):
         span = 2 * t if self.histogram.symmetric else np.maximum(np.minimum(hi, t), 0.0) - np.minimum(np.maximum(lo, -t), 0.0)
         levels = np.maximum(2, np.round(self.steps * t / np.where(span > 0, span, 1.0)))
         return np.where(span > 0, levels, self.steps).astype(np.int64)  # span 0: all values are 0
-
-    def state_settings(self) -> dict[str, Any]:
-        """dtype, reduce_range and the histogram's settings."""
-        return {"dtype": self.dtype, "reduce_range": self.reduce_range, **self.histogram.state_settings()}
-
-    def state_dict(self) -> dict[str, Any]:
-        """dtype, reduce_range and the histogram's state."""
-        return {
-            "method": self.method,
-            "dtype": self.dtype,
-            "reduce_range": self.reduce_range,
-            "histogram": self.histogram.state_dict(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> EntropyObserver:
-        """Rebuild from state_dict() output."""
-        obs = cls(dtype=state["dtype"], reduce_range=state["reduce_range"])
-        obs.histogram = HistogramObserver.from_state(state["histogram"])
-        return obs
 
 
 def kl_threshold(counts: np.ndarray, levels: int | np.ndarray, min_bins: int = 0) -> int:

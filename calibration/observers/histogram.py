@@ -195,6 +195,23 @@ class HistogramObserver(Observer):
         return np.bincount(index, weights=self.counts[used], minlength=self.bins).astype(np.int64)
 
 
+class HistogramRangeObserver(Observer):
+    """Base of the observers that choose a range from one HistogramObserver, which takes their updates and merges."""
+
+    histogram: HistogramObserver
+
+    def update(self, array: np.ndarray) -> None:
+        """Count one batch in the histogram."""
+        self.histogram.update(array)
+
+    def merge(self, other: Observer) -> HistogramRangeObserver:
+        """Merge the histograms."""
+        self._check_mergeable(other)
+        assert isinstance(other, HistogramRangeObserver)
+        self.histogram.merge(other.histogram)
+        return self
+
+
 def histogram_quantile(counts: np.ndarray, edges: np.ndarray, q: float, lo: float, hi: float) -> float:
     """The q-quantile of a histogram, interpolated inside a bin and clamped to the exact [lo, hi]."""
     total = int(counts.sum())

@@ -6,22 +6,17 @@ from typing import Any
 
 import numpy as np
 
-from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT, INTEGER_BITS, Observer, grid_steps
-from onnxopt.calibration.observers.histogram import HistogramObserver
+from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT, INTEGER_BITS, grid_steps
+from onnxopt.calibration.observers.histogram import HistogramObserver, HistogramRangeObserver
 
 # Per side: the 1-D symmetric search takes every bin edge up to this many, the 2-D asymmetric
 # search this many per bound (so at most _CANDIDATES**2 evaluations).
 _CANDIDATES = 512
 
 
-class MSEObserver(Observer):
-    """Searches the histogram for the range [lo, hi] (lo ≤ 0 ≤ hi, as the quantizer requires)
-    minimising expected squared error: values inside add the rounding noise scale²/12, values
-    outside their clipping error. ``dtype``, ``symmetric`` and ``reduce_range`` must match the
-    quantizer's, since they set the number of levels; symmetric searches [-t, t] only.
-    """
-
-    method = "mse"
+class GridRangeObserver(HistogramRangeObserver):
+    """A histogram-range observer whose choice depends on the quantizer's integer grid: ``dtype``, ``symmetric``
+    and ``reduce_range`` must match the quantizer's, since they set the number of levels."""
 
     def __init__(
         self,
@@ -42,21 +37,6 @@ class MSEObserver(Observer):
         """The number of quantization steps between the lowest and highest level."""
         return grid_steps(self.dtype, self.histogram.symmetric, self.reduce_range)
 
-    def update(self, array: np.ndarray) -> None:
-        """Count one batch in the histogram."""
-        self.histogram.update(array)
-
-    def merge(self, other: Observer) -> MSEObserver:
-        """Merge the histograms."""
-        self._check_mergeable(other)
-        assert isinstance(other, MSEObserver)
-        self.histogram.merge(other.histogram)
-        return self
-
-    def range(self) -> tuple[float, float]:
-        """The MSE-optimal range."""
-        return mse_range(self.histogram, self.steps)
-
     def state_settings(self) -> dict[str, Any]:
         """dtype, reduce_range and the histogram's settings."""
         return {"dtype": self.dtype, "reduce_range": self.reduce_range, **self.histogram.state_settings()}
@@ -71,11 +51,24 @@ class MSEObserver(Observer):
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> MSEObserver:
+    def from_state(cls, state: dict[str, Any]) -> GridRangeObserver:
         """Rebuild from state_dict() output."""
         obs = cls(dtype=state["dtype"], reduce_range=state["reduce_range"])
         obs.histogram = HistogramObserver.from_state(state["histogram"])
         return obs
+
+
+class MSEObserver(GridRangeObserver):
+    """Searches the histogram for the range [lo, hi] (lo ≤ 0 ≤ hi, as the quantizer requires)
+    minimising expected squared error: values inside add the rounding noise scale²/12, values
+    outside their clipping error; symmetric searches [-t, t] only.
+    """
+
+    method = "mse"
+
+    def range(self) -> tuple[float, float]:
+        """The MSE-optimal range."""
+        return mse_range(self.histogram, self.steps)
 
 
 def mse_range(hist: HistogramObserver, steps: int) -> tuple[float, float]:

@@ -5,11 +5,11 @@ from typing import Any
 
 import numpy as np
 
-from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT, Observer
-from onnxopt.calibration.observers.histogram import HistogramObserver, histogram_quantile
+from onnxopt.calibration.observers import DEFAULT_OUTLIER_LIMIT
+from onnxopt.calibration.observers.histogram import HistogramObserver, HistogramRangeObserver, histogram_quantile
 
 
-class PercentileObserver(Observer):
+class PercentileObserver(HistogramRangeObserver):
     """Range at ``percentile`` (e.g. 99.999) of the histogram: [-t, t] with t the percentile of
     |value| when symmetric, else the (100 - percentile, percentile) pair of the signed values.
     """
@@ -27,17 +27,6 @@ class PercentileObserver(Observer):
             raise ValueError(f"percentile must be in (50, 100], got {percentile}")
         self.percentile = percentile
         self.histogram = HistogramObserver(bins=bins, symmetric=symmetric, outlier_limit=outlier_limit)
-
-    def update(self, array: np.ndarray) -> None:
-        """Count one batch in the histogram."""
-        self.histogram.update(array)
-
-    def merge(self, other: Observer) -> PercentileObserver:
-        """Merge the histograms."""
-        self._check_mergeable(other)
-        assert isinstance(other, PercentileObserver)
-        self.histogram.merge(other.histogram)
-        return self
 
     def range(self) -> tuple[float, float]:
         """The percentile range."""
