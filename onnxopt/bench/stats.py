@@ -95,7 +95,8 @@ def sqnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
 def compare_outputs(
     reference: Sequence[np.ndarray], actual: Sequence[np.ndarray], min_sqnr_db: float = 20.0
 ) -> OutputComparison:
-    """Compare output lists position by position; ``ok`` is False on any shape change or SQNR below the bar."""
+    """Compare output lists position by position; ``ok`` is False on any shape change, NaNs where the baseline has
+    none (or none where it has them), or SQNR below the bar."""
     if len(reference) != len(actual):
         return OutputComparison(math.inf, -math.inf, False, f"{len(actual)} outputs, baseline has {len(reference)}")
     worst_diff, worst_sqnr = 0.0, math.inf
@@ -110,8 +111,17 @@ def compare_outputs(
             if not np.array_equal(ref, out):
                 return OutputComparison(math.inf, -math.inf, False, f"output {i} (strings) differs")
             continue
-        diff = float(np.max(np.abs(ref.astype(np.float64) - out.astype(np.float64))))
-        worst_diff = diff if math.isnan(diff) else max(worst_diff, diff)
+        ref, out = ref.astype(np.float64), out.astype(np.float64)
+        nan = np.isnan(ref)
+        if not np.array_equal(nan, np.isnan(out)):
+            detail = f"output {i} is NaN at {int(np.sum(nan != np.isnan(out)))} position(s) where the other is not"
+            return OutputComparison(math.nan, math.nan, False, detail)
+        # NaN where the baseline is NaN, and the same infinity where it is infinite, is agreement
+        compared = ~nan & ~(np.isinf(ref) & (ref == out))
+        if not compared.any():
+            continue
+        ref, out = ref[compared], out[compared]
+        worst_diff = max(worst_diff, float(np.max(np.abs(ref - out))))
         s = sqnr_db(ref, out)
         worst_sqnr = s if math.isnan(s) else min(worst_sqnr, s)
     ok = worst_sqnr >= min_sqnr_db

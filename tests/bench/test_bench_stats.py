@@ -61,3 +61,15 @@ def test_compare_outputs_flags() -> None:
     assert not compare_outputs(a, a[:1]).ok
     assert not compare_outputs(a, [np.full(50, np.nan, np.float32), a[1]]).ok
     assert compare_outputs(a, [-a[0], a[1]], min_sqnr_db=-10).ok
+
+
+def test_compare_outputs_takes_nans_and_infinities_where_the_baseline_has_them_as_agreement() -> None:
+    # a BERT export fed random integers as its attention mask returns NaN everywhere, before and after optimizing
+    ref = np.array([np.nan, -np.inf, 1.0, 2.0], np.float32)
+    assert compare_outputs([ref], [ref.copy()]).ok
+    assert compare_outputs([np.full(8, np.nan)], [np.full(8, np.nan)]).ok
+    off = compare_outputs([ref], [np.array([np.nan, -np.inf, 1.0, 2.5], np.float32)])
+    assert off.max_abs_diff == pytest.approx(0.5) and not off.ok
+    moved = compare_outputs([ref], [np.array([1.0, -np.inf, np.nan, 2.0], np.float32)])
+    assert not moved.ok and "NaN at 2 position(s)" in moved.detail
+    assert not compare_outputs([ref], [np.array([np.nan, np.inf, 1.0, 2.0], np.float32)]).ok
