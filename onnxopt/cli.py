@@ -43,6 +43,9 @@ def _add_optimize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--safe", action="store_true", help="with --verify: drop the culprit pass and write that result")
     p.add_argument("--report", metavar="FILE",
                    help="benchmark input vs output and write it with the pass statistics (.md, .json, .html, .txt)")
+    p.add_argument("--dim", type=_key_value, action="append", default=[], metavar="NAME=N",
+                   help="a dynamic dim's size for the --report benchmark, e.g. batch=8 (repeatable; --data and "
+                        "--input-shape also size it)")
     p.add_argument("--external-data", action="store_true", default=None, help="store weights in a .data file beside the output")
     p.add_argument("--no-check", action="store_true", help="skip onnx.checker on the input (optimize a model it rejects)")
     p.set_defaults(run=_run_optimize)
@@ -52,31 +55,37 @@ def _run_optimize(args: argparse.Namespace) -> int:
     from onnxopt import optimize, save
     from onnxopt.bench.report import check_report_path
     from onnxopt.ir.serde import check_output_path
-    from onnxopt.summary import format_pass_stats, format_size_change, pass_stats_section, write_before_after_report
+    from onnxopt.summary import (
+        check_report_inputs, format_pass_stats, format_size_change, pass_stats_section, write_before_after_report,
+    )
 
     check_output_path(args.output)  # before the work, not after it
     if args.report:
         check_report_path(args.report)
+        if not args.data:
+            check_report_inputs(args.model, dict(args.input_shape), dict(args.dim),
+                                "size them for --report with --dim NAME=N, or fix the input with --input-shape")
     result = optimize(
         args.model, args.passes, target=args.target, target_opset=args.target_opset,
         fold_max_bytes=args.fold_max_bytes, input_shapes=dict(args.input_shape), explain=args.explain,
         verify=args.verify or args.safe, verify_samples=args.verify_samples, data=args.data, safe=args.safe,
         check=not args.no_check,
     )
-    save(result.model, args.output, external_data=args.external_data)
+    written = save(result.model, args.output, external_data=args.external_data)
     for line in result.explanations:
         print(line)
     if args.stats:
         print(format_pass_stats(result))
     if not args.quiet:
-        print(format_size_change(args.model, args.output, result))
+        print(format_size_change(args.model, written, result))
         if result.verification is not None:
             print(result.verification.summary())
         for name in result.excluded_passes:
             print(f"--safe: left out {name}, which changed the outputs")
     if args.report:
         bench = write_before_after_report(args.report, args.model, args.output, pass_stats_section(result),
-                                          progress=False if args.quiet else None)
+                                          progress=False if args.quiet else None, shapes=dict(args.input_shape),
+                                          dims=dict(args.dim), data=args.data)
         if not args.quiet:
             print(dataclasses.replace(bench, sections=[]).to_table(), end="")
     return 0
@@ -216,6 +225,8 @@ def _add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-prepare", action="store_true", help="do not fold/clean up/fuse before quantizing")
     p.add_argument("--report", metavar="FILE",
                    help="benchmark input vs output and write it with the quantization report (.md, .json, .html, .txt)")
+    p.add_argument("--dim", type=_key_value, action="append", default=[], metavar="NAME=N",
+                   help="a dynamic dim's size for the --report benchmark, e.g. batch=8 (repeatable)")
     p.add_argument("--external-data", action="store_true", default=None, help="store weights in a .data file beside the output")
     images = p.add_argument_group("image preprocessing (image directories; overrides preprocess.toml)")
     images.add_argument("--size", metavar="H,W", help="resize to HEIGHT,WIDTH (default: the model's input size)")
@@ -233,11 +244,12 @@ def _run_quantize(args: argparse.Namespace) -> int:
     from onnxopt.bench.report import check_report_path
     from onnxopt.calibration.images import Preprocess
     from onnxopt.ir.serde import check_output_path
-    from onnxopt.summary import write_before_after_report
+    from onnxopt.summary import check_report_inputs, write_before_after_report
 
     check_output_path(args.output)  # before the work, not after it
     if args.report:
         check_report_path(args.report)
+        check_report_inputs(args.model, {}, dict(args.dim), "size them for --report with --dim NAME=N")
 
     image_flags = {"size": args.size, "layout": args.layout, "channel_order": args.channel_order, "scale": args.scale,
                    "mean": args.mean, "std": args.std}
@@ -258,7 +270,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
     if args.report:
         section = ReportSection("Quantization", report.to_text(max_tensors=len(report.tensors)), report.to_dict())
         bench = write_before_after_report(args.report, args.model, args.output, section,
-                                          progress=False if args.quiet else None)
+                                          progress=False if args.quiet else None, dims=dict(args.dim))
         if not args.quiet:
             print(dataclasses.replace(bench, sections=[]).to_table(), end="")
     return 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from onnx import helper
 
-from onnxopt.ir import Model, Value
+from onnxopt.ir import Model, Value, stored_bytes
 
 
 @dataclass
@@ -58,7 +58,7 @@ def summarize(model: Model, path: str = "") -> ModelSummary:
     domains = sorted({n.domain for g in graphs for n in g} - {"", "ai.onnx", "ai.onnx.ml"})
     return ModelSummary(
         path=path,
-        file_bytes=os.path.getsize(path) if path and os.path.isfile(path) else 0,
+        file_bytes=stored_bytes(model, path) if path and os.path.isfile(path) else 0,
         ir_version=model.ir_version,
         opsets=dict(model.opset_imports),
         inputs=[_describe(v) for v in model.graph.inputs if not v.is_initializer()],

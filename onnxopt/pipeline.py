@@ -9,6 +9,7 @@ import onnx
 
 from onnxopt.errors import ModelCheckError, OnnxoptError, VerificationError, ort_failure
 from onnxopt.ir import Model, from_proto, infer_shapes, load, to_proto, type_check_error
+from onnxopt.ir.serde import graph_protos
 from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult, expand_pipeline
 from onnxopt.rewrite.ruleset import rule_names
 
@@ -212,6 +213,7 @@ def convert_opset(model: Model, opset: int) -> Model:
         raise OnnxoptError(f"cannot convert the model from opset {model.opset} to {opset}: {shown}{more}") from None
     result = from_proto(converted, model.base_dir)
     result.metadata_props.update(model.metadata_props)
+    result.external_data = model.external_data  # the weights come back inline; the output keeps the input's choice
     return result
 
 
@@ -230,7 +232,7 @@ def unconvertible_nodes(proto: onnx.ModelProto, opset: int) -> list[str]:
         typed = proto
     failures: list[str] = []
     verdicts: dict[bytes, str] = {}
-    for graph in _graphs(typed.graph):
+    for graph in graph_protos(typed.graph):
         types = {info.name: info.type for info in (*graph.input, *graph.value_info, *graph.output)}
         constants = {tensor.name: tensor for tensor in graph.initializer}
         for node in graph.node:
@@ -242,15 +244,6 @@ def unconvertible_nodes(proto: onnx.ModelProto, opset: int) -> list[str]:
             if verdicts[key]:
                 failures.append(f"{node.op_type} {node.name or node.output[0]!r}: {verdicts[key]}")
     return failures
-
-
-def _graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
-    found = [graph]
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
-                found.extend(_graphs(sub))
-    return found
 
 
 def _node_key(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bytes:

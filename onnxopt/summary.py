@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Mapping, Sequence
 
 from onnxopt.bench import BenchResult, ReportSection
 from onnxopt.passmanager import GROUPS, PipelineResult, group_members, registered_passes
@@ -43,25 +44,37 @@ def format_pass_stats(result: PipelineResult) -> str:
     return "\n".join(lines)
 
 
-def format_size_change(source: str, output: str, result: PipelineResult) -> str:
-    """One line: nodes and file size before → after."""
-    from onnxopt.ir import load
+def format_size_change(source: str, written: Sequence[str], result: PipelineResult) -> str:
+    """One line: nodes and bytes on disk (weights' data files included) before → after; `written` is what save wrote."""
+    from onnxopt.ir import load, stored_bytes
     from onnxopt.passmanager import node_count
 
-    before_nodes = node_count(load(source))
-    after_nodes = node_count(result.model)
-    size_before, size_after = os.path.getsize(source), _size_with_data(output)
-    return (f"{os.path.basename(source)} → {os.path.basename(output)}: nodes {before_nodes} → {after_nodes}, "
-            f"size {size_before / 1e6:.2f} MB → {size_after / 1e6:.2f} MB")
+    original = load(source)
+    size_before, size_after = stored_bytes(original, source), sum(os.path.getsize(path) for path in written)
+    return (f"{os.path.basename(source)} → {os.path.basename(written[0])}: nodes {node_count(original)} → "
+            f"{node_count(result.model)}, size {size_before / 1e6:.2f} MB → {size_after / 1e6:.2f} MB")
+
+
+def check_report_inputs(
+    model: str, shapes: Mapping[str, Sequence[int]], dims: Mapping[str, int], hint: str,
+) -> None:
+    """DataError, before the work, when the --report benchmark cannot size the model's dynamic inputs."""
+    from onnxopt.bench.inputs import input_specs, resolve_shapes
+    from onnxopt.ir import load
+
+    resolve_shapes(input_specs(load(model)), shapes, dims, hint)
 
 
 def write_before_after_report(
     path: str, before: str, after: str, section: ReportSection, runs: int = 50, progress: bool | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None, dims: Mapping[str, int] | None = None, data: str | None = None,
 ) -> BenchResult:
-    """Benchmark `before` against `after` (CPU, interleaved), attach `section`, and save the report at `path`."""
+    """Benchmark `before` against `after` (CPU, interleaved; on `data`'s first sample if given, else on random inputs
+    with dynamic dims from `shapes` and `dims`), attach `section`, and save the report at `path`."""
     from onnxopt.bench import benchmark
 
-    result = benchmark({"input": before, "output": after}, runs=runs, warmup=max(1, runs // 10), progress=progress)
+    result = benchmark({"input": before, "output": after}, shapes=shapes, dims=dims, data=data, runs=runs,
+                       warmup=max(1, runs // 10), progress=progress)
     result.sections.append(section)
     result.save(path)
     return result
@@ -71,8 +84,3 @@ def pass_stats_section(result: PipelineResult) -> ReportSection:
     """The optimize statistics as a report section (text table, and per-pass figures for JSON)."""
     data = {name: dataclasses.asdict(stats) for name, stats in result.stats.items()}
     return ReportSection("Optimization passes", format_pass_stats(result), {"passes": data})
-
-
-def _size_with_data(path: str) -> int:
-    data = path + ".data"
-    return os.path.getsize(path) + (os.path.getsize(data) if os.path.exists(data) else 0)

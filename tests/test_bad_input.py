@@ -4,6 +4,7 @@ Most cases run main() in-process (capfd also catches what native code prints); C
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -258,6 +259,28 @@ def test_bad_report_path_stops_before_the_work(capfd, work, command, report, wor
     assert_user_error(code, err, *words)
     assert not out  # nothing measured or summarized before the error
     assert_left_as_before(work, before)
+
+
+DYNAMIC_MATMUL = MATMUL.replace("float[2, 64] x", "float[batch, 64] x").replace("float[2, 64] y", "float[batch, 64] y")
+
+
+@pytest.mark.parametrize("command", [
+    ("optimize", "{model}", "-o", "{out}"),
+    ("quantize", "{model}", "-o", "{out}", "--mode", "dynamic", "--no-latency-check"),
+])
+def test_report_on_dynamic_inputs_needs_their_sizes_before_the_work(capfd, work, command):
+    model = onnx.parser.parse_model(DYNAMIC_MATMUL)
+    model.graph.initializer.extend(_matmul_model().graph.initializer)
+    onnx.save(model, work / "dynamic.onnx")
+    before = _listing(work)
+    args = [a.format(model=work / "dynamic.onnx", out=work / "out.onnx") for a in command]
+    code, out, err = cli(capfd, "-q", *args, "--report", work / "r.json")
+    assert_user_error(code, err, "x[0]='batch'", "--dim NAME=N")  # names only flags this command has
+    assert "--shape" not in err and not out
+    assert_left_as_before(work, before)
+    code, _, err = cli(capfd, "-q", *args, "--report", work / "r.json", "--dim", "batch=3")
+    assert code == 0, err
+    assert json.loads((work / "r.json").read_text())["settings"]["inputs"]["x"]["shape"] == [3, 64]
 
 
 @pytest.mark.parametrize("graph, words", [

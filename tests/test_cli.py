@@ -142,3 +142,39 @@ def test_optimize_report_holds_benchmark_and_pass_statistics(tiny_path, tmp_path
     assert doc["results"][1]["outputs"]["ok"]
     section = doc["sections"][0]
     assert section["title"] == "Optimization passes" and "eliminate_nop" in section["data"]["passes"]
+
+
+def _external_weights_model(path) -> None:
+    """y = x @ w with a 256 KiB w kept in `<path>.data`, as torch's dynamo exporter writes its models."""
+    import numpy as np
+
+    model = onnx.parser.parse_model("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[2, 256] x) => (float[2, 256] y) { t = Identity(x)  y = MatMul(t, w) }
+    """)
+    weight = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
+    model.graph.initializer.append(onnx.numpy_helper.from_array(weight, "w"))
+    onnx.save(model, path, save_as_external_data=True, location=os.path.basename(path) + ".data", size_threshold=0)
+
+
+def _sizes(line: str) -> tuple[float, float]:
+    import re
+
+    before, after = re.search(r"size ([\d.]+) MB → ([\d.]+) MB", line).groups()
+    return float(before), float(after)
+
+
+def test_sizes_count_the_weights_data_files(tmp_path, tiny_path, capsys):
+    from onnxopt.bench import benchmark
+
+    source = tmp_path / "m.onnx"
+    _external_weights_model(source)
+    for extra, out in ([], "o.onnx"), (["--target-opset", "18"], "c.onnx"):
+        assert main(["optimize", str(source), "-o", str(tmp_path / out), *extra]) == 0
+        assert _sizes(capsys.readouterr().out) == (0.26, 0.26)
+        assert (tmp_path / f"{out}.data").is_file()  # the input's choice of a data file is kept, converted or not
+    shutil.copy(tmp_path / "o.onnx.data", tmp_path / "t.onnx.data")  # a data file the new t.onnx does not read
+    assert main(["optimize", tiny_path, "-o", str(tmp_path / "t.onnx")]) == 0
+    assert _sizes(capsys.readouterr().out)[1] < 0.01
+    result = benchmark([str(source)], runs=1, warmup=0, progress=False)
+    assert result.models[0].file_size == os.path.getsize(source) + os.path.getsize(f"{source}.data")

@@ -20,8 +20,12 @@ def resolve_shapes(
     specs: Sequence[InputSpec],
     shapes: Optional[Mapping[str, Sequence[int]]] = None,
     dims: Optional[Mapping[str, int]] = None,
+    hint: Optional[str] = None,
 ) -> dict[str, tuple[int, ...]]:
-    """Concrete shapes: ``shapes`` per input name, else declared dims with symbolic ones from ``dims``."""
+    """Concrete shapes: ``shapes`` per input name, else declared dims with symbolic ones from ``dims``.
+
+    ``hint`` replaces the advice of the unresolved-dims error (which names bench's --dim and --shape).
+    """
     shapes, dims = dict(shapes or {}), dict(dims or {})
     unknown = sorted(set(shapes) - {s.name for s in specs})
     if unknown:
@@ -53,10 +57,8 @@ def resolve_shapes(
         resolved[spec.name] = tuple(concrete)
     if first_unresolved is not None:
         example = ",".join("N" for _ in first_unresolved.shape or (0, 0))
-        raise DataError(
-            f"unresolved dynamic dims: {', '.join(missing)}; give them with --dim NAME=N "
-            f"or a whole shape with --shape {first_unresolved.name}={example}"
-        )
+        advice = hint or f"give them with --dim NAME=N or a whole shape with --shape {first_unresolved.name}={example}"
+        raise DataError(f"unresolved dynamic dims: {', '.join(missing)}; {advice}")
     return resolved
 
 

@@ -26,6 +26,7 @@ from onnxopt.bench.progress import ProgressBar
 from onnxopt.bench.result import BenchResult, Measurement, ModelInfo
 from onnxopt.bench.stats import compare_outputs, ratio_to_baseline, summarize
 from onnxopt.errors import DataError, ModelLoadError, ProviderError, ort_failure
+from onnxopt.ir.serde import graph_protos, stored_bytes
 
 ModelLike = Union[str, "os.PathLike[str]", onnx.ModelProto]
 Models = Union[Sequence[ModelLike], Mapping[str, ModelLike]]
@@ -170,17 +171,12 @@ def _load(model: ModelLike, name: Optional[str], index: int) -> _Model:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises protobuf's DecodeError, ValueError, … on a bad file
         raise ModelLoadError(f"'{path}' is not a loadable ONNX model: {exc}") from exc
-    info = ModelInfo(name or path.stem, str(path), path.stat().st_size, _count_nodes(proto.graph))
+    info = ModelInfo(name or path.stem, str(path), stored_bytes(proto, path), _count_nodes(proto.graph))
     return _Model(info, proto, str(path))
 
 
 def _count_nodes(graph: onnx.GraphProto) -> int:
-    count = 0
-    for node in graph.node:
-        count += 1
-        for attr in node.attribute:
-            count += sum(_count_nodes(g) for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs))
-    return count
+    return sum(len(g.node) for g in graph_protos(graph))
 
 
 def _prime(provider: str, plan: _Plan) -> None:

@@ -67,6 +67,29 @@ def _check_external_files(graph: Graph, base_dir: str, path: str) -> None:
         checked.add(location)
 
 
+def stored_bytes(model: Model | ModelProto, path: str | os.PathLike) -> int:
+    """Bytes on disk of a model loaded from `path` (into the IR, or by onnx without its external data): the file
+    and every external data file its weights are read from."""
+    if isinstance(model, Model):
+        values = (v.const_value for g in model.graph.all_graphs() for v in g.initializers.values())
+        locations = {tensor.external_location for tensor in values} - {None}
+    else:
+        locations = {entry.value for graph in graph_protos(model.graph) for tensor in graph.initializer
+                     if tensor.data_location == TensorProto.EXTERNAL for entry in tensor.external_data
+                     if entry.key == "location"}
+    base_dir = os.path.dirname(os.path.abspath(path))
+    return os.path.getsize(path) + sum(os.path.getsize(os.path.join(base_dir, loc)) for loc in locations)
+
+
+def graph_protos(graph: GraphProto) -> Iterator[GraphProto]:
+    """A GraphProto and every subgraph nested in its nodes' attributes, outer graphs first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == AttributeProto.GRAPH else attr.graphs):
+                yield from graph_protos(sub)
+
+
 def from_proto(proto: ModelProto, base_dir: str = "") -> Model:
     """Wrap a ModelProto (it must stay alive: undecoded tensors refer to it)."""
     graph = Graph()
@@ -275,6 +298,14 @@ def check_output_path(path: str | os.PathLike) -> str:
     return directory
 
 
+def _publish(tmp: str, path: str | os.PathLike) -> None:
+    """Give a finished temporary file the mode a newly created file gets (mkstemp's is 0600) and move it to `path`."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file through a temporary file in its folder and os.replace, so a failure leaves no partial file
     (OutputPathError when the folder is missing or not writable)."""
@@ -288,16 +319,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
 
 
-def save(model: Model, path: str | os.PathLike, external_data: bool | None = None, size_threshold: int = 1024) -> None:
-    """Write atomically. external_data=None keeps the input's choice and switches on past the 2 GB limit."""
+def save(
+    model: Model, path: str | os.PathLike, external_data: bool | None = None, size_threshold: int = 1024
+) -> list[str]:
+    """Write atomically and return the files written (the model, then its data file if any).
+
+    external_data=None keeps the input's choice and switches on past the 2 GB limit.
+    """
     path = os.fspath(path)
     directory = check_output_path(path)
     if external_data is None:
@@ -317,11 +352,14 @@ def save(model: Model, path: str | os.PathLike, external_data: bool | None = Non
             parts = _model_parts(model, data_stream, location if external_data else "", size_threshold)
             for part in parts:
                 out.write(_part_bytes(part))
+        written = [path]
         if data_stream is not None:
             data_stream.close()
-            os.replace(temps[0], os.path.join(directory, location))
-        os.replace(model_tmp, path)
+            written.append(os.path.join(directory, location))
+            _publish(temps[0], written[1])
+        _publish(model_tmp, path)
         temps.clear()
+        return written
     except OSError as exc:
         if exc.filename is not None and os.path.dirname(os.path.abspath(exc.filename)) != directory:
             raise  # reading the model's own external data failed, not writing the output

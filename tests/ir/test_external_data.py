@@ -245,3 +245,26 @@ def test_model_over_2gb_round_trip(tmp_path, request) -> None:
         for where in marks:
             np.testing.assert_array_equal(data[where:where + 4096], _pattern(i, where))
         assert data[where - 1] == 0.0
+
+
+def test_save_returns_the_files_it_wrote_with_a_new_files_mode(tmp_path) -> None:
+    umask = os.umask(0o022)
+    try:
+        written = ir.save(ir.from_proto(weights_model()), tmp_path / "m.onnx", external_data=True)
+        inline = ir.save(ir.from_proto(weights_model()), tmp_path / "i.onnx")
+    finally:
+        os.umask(umask)
+    assert written == [str(tmp_path / "m.onnx"), str(tmp_path / "m.onnx.data")]
+    assert inline == [str(tmp_path / "i.onnx")]
+    # readable by others, as open() would make it: a model served by another user must not be locked out
+    assert {oct(os.stat(path).st_mode & 0o777) for path in [*written, *inline]} == {oct(0o644)}
+
+
+def test_stored_bytes_counts_the_data_file_the_weights_are_read_from(tmp_path) -> None:
+    path = tmp_path / "m.onnx"
+    ir.save(ir.from_proto(weights_model()), path, external_data=True)
+    stale = tmp_path / "i.onnx"
+    ir.save(ir.from_proto(weights_model()), stale, external_data=True)
+    ir.save(ir.load(path), stale, external_data=False)  # leaves i.onnx.data behind, which i.onnx no longer reads
+    assert ir.stored_bytes(ir.load(path), path) == os.path.getsize(path) + os.path.getsize(f"{path}.data")
+    assert ir.stored_bytes(ir.load(stale), stale) == os.path.getsize(stale) > 65536
