@@ -133,8 +133,15 @@ def _alive(value: Value) -> bool:
 
 
 def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
+    types = _run_inference(model, data_prop, {})
+    ranges = _range_lengths(model, types)
+    # a second run carries the lengths onnx left unknown to everything computed from them (position embeddings)
+    return _run_inference(model, data_prop, ranges) or types if ranges else types
+
+
+def _run_inference(model: Model, data_prop: bool, known: dict[Value, TypeProto]) -> dict[Value, TypeProto]:
     try:
-        inferred = onnx.shape_inference.infer_shapes(_skeleton(model), strict_mode=False, data_prop=data_prop)
+        inferred = onnx.shape_inference.infer_shapes(_skeleton(model, known), strict_mode=False, data_prop=data_prop)
     except Exception as exc:  # inference errors on exotic models must not stop optimization
         logger.info("shape inference failed: %s", exc)
         return {}
@@ -142,6 +149,73 @@ def _infer_types(model: Model, data_prop: bool) -> dict[Value, TypeProto]:
     _collect(model.graph, inferred.graph, by_name)
     return {value: by_name[value.name] for graph in model.graph.all_graphs() for node in graph
             for value in node.outputs if value.name in by_name}
+
+
+def _range_lengths(model: Model, types: dict[Value, TypeProto]) -> dict[Value, TypeProto]:
+    """Range(0, n, 1) where n is a symbolic dim read off a shape has length n, which onnx's inference leaves unknown.
+
+    Exporters build position ids this way (torch: arange(seq_len)); n is Gather(Shape(x), i) or Squeeze(Shape(x,
+    start=i, end=i + 1)), possibly through Cast.
+    """
+    lengths: dict[Value, TypeProto] = {}
+    for graph in model.graph.all_graphs():
+        for node in graph:
+            if node.op_type != "Range" or node.domain not in ("", "ai.onnx") or len(node.inputs) != 3:
+                continue
+            out = node.outputs[0]
+            inferred = types.get(out)
+            if inferred is None or not _unknown_length(inferred) or not _is_scalar(node.inputs[0], 0) \
+                    or not _is_scalar(node.inputs[2], 1):
+                continue
+            dim = _shape_dim(node.inputs[1], types)
+            if isinstance(dim, str) and not dim.startswith("unk__"):  # a name one inference made up links nothing
+                lengths[out] = make_tensor_type_proto(inferred.tensor_type.elem_type, [dim])
+    return lengths
+
+
+def _unknown_length(type_: TypeProto) -> bool:
+    """A 1-D tensor type whose length is not known (onnx names such dims unk__N), or one without a shape."""
+    if not type_.tensor_type.HasField("shape"):
+        return True
+    dims = type_.tensor_type.shape.dim
+    if len(dims) != 1 or dims[0].HasField("dim_value"):
+        return False
+    return not dims[0].dim_param or dims[0].dim_param.startswith("unk__")
+
+
+def _is_scalar(value: Value | None, number: int) -> bool:
+    tensor = value.const_value if value is not None and value.is_constant() else None
+    return tensor is not None and tensor.size == 1 and tensor.numpy().item() == number
+
+
+def _shape_dim(value: Value | None, types: dict[Value, TypeProto]) -> int | str | None:
+    """The dim a scalar reads off a tensor's shape (Gather(Shape(x), i) or Squeeze(Shape(x, start=i, end=i+1)))."""
+    node = value.producer() if value is not None else None
+    while node is not None and node.op_type in ("Cast", "Squeeze", "Identity"):
+        node = node.inputs[0].producer() if node.inputs[0] is not None else None
+    if node is None:
+        return None
+    index = 0
+    if node.op_type == "Gather":
+        indices = node.inputs[1]
+        tensor = indices.const_value if indices is not None and indices.is_constant() else None
+        if node.attr("axis", 0) != 0 or tensor is None or tensor.size != 1 or tensor.numpy().item() < 0:
+            return None
+        index = int(tensor.numpy().item())
+        node = node.inputs[0].producer()
+    if node is None or node.op_type != "Shape":
+        return None
+    source = node.inputs[0]
+    type_ = source.type if source.producer() is None else types.get(source)
+    if type_ is None or not type_.tensor_type.HasField("shape"):
+        return None
+    dims = type_.tensor_type.shape.dim
+    start = node.attr("start", 0)
+    position = (start + len(dims) if start < 0 else start) + index
+    if not 0 <= position < len(dims):
+        return None
+    dim = dims[position]
+    return dim.dim_value if dim.HasField("dim_value") else dim.dim_param or None
 
 
 def type_check_error(model: Model) -> str | None:
@@ -162,15 +236,15 @@ def type_check_error(model: Model) -> str | None:
 _INNERMOST_ERROR = re.compile(r"\(op_type:([^,)]*)(?:, node name: ([^)]*))?\): \[\w+\] ((?:(?!\(op_type:).)*)$")
 
 
-def _skeleton(model: Model) -> bytes:
-    """The model as inference sees it: declared shapes of node outputs and subgraph inputs removed, large weights as
-    typed inputs of the main graph."""
+def _skeleton(model: Model, known: dict[Value, TypeProto] | None = None) -> bytes:
+    """The model as inference sees it: declared shapes of node outputs and subgraph inputs removed (but for the
+    `known` types), large weights as typed inputs of the main graph."""
     graphs = model.graph.all_graphs()
     weights = _large_weights(model.graph, graphs)
     subgraph_inputs = {value for graph in graphs[1:] for value in graph.inputs}
 
     def skeleton_type(value: Value) -> TypeProto | None:
-        weight = weights.get(value)
+        weight = weights.get(value) or (known or {}).get(value)
         if weight is not None:
             return weight
         if value.producer() is not None or value in subgraph_inputs:

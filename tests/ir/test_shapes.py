@@ -1,6 +1,7 @@
 """infer_types: large weights reach onnx as typed inputs, subgraph weights included, with the same result."""
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
 
@@ -127,3 +128,42 @@ def test_type_check_error_names_the_innermost_failing_node(weight, error):
                           else_branch = e () => (float[2, 4] b) {{ b = Gemm(x, w) }}>
         }}""")
     assert shapes.type_check_error(model) == error
+
+
+def _dims(model, name: str) -> list:
+    value = next(out for node in model.graph for out in node.outputs if out.name == name)
+    return [d.dim_value or d.dim_param for d in infer_types(model)[value].tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("length", [
+    "n = Gather<axis=0>(s, one)",  # torch's legacy exporter
+    "s1 = Shape<start=1, end=2>(x)\n n = Squeeze(s1)",  # torch's dynamo exporter (sym_size)
+    "g = Gather<axis=0>(s, one)\n n = Cast<to=7>(g)",
+])
+def test_a_range_over_a_symbolic_dim_has_that_length(length):
+    """Position ids as exporters build them, arange(seq_len): the sequence dim reaches the embeddings' sum."""
+    model = model_from_text(f"""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[B, S, 8] x) => (float[B, S, 8] y) {{
+        s = Shape(x)
+        {length}
+        ids = Range(zero, n, one)
+        e = Gather(table, ids)
+        y0 = Add(x, e)
+        y = Relu(y0)
+    }}""", {"zero": np.array(0, np.int64), "one": np.array(1, np.int64),
+            "table": np.zeros((64, 8), np.float32)})
+    assert _dims(model, "ids") == ["S"]
+    assert _dims(model, "y0") == ["B", "S", 8]
+
+
+@pytest.mark.parametrize("start, step", [(1, 1), (0, 2)])
+def test_other_ranges_keep_an_unknown_length(start, step):
+    model = model_from_text("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[B, S, 8] x) => (int64[N] ids) {
+        s = Shape(x)
+        n = Gather<axis=0>(s, one)
+        ids = Range(start, n, step)
+    }""", {"one": np.array(1, np.int64), "start": np.array(start, np.int64), "step": np.array(step, np.int64)})
+    assert _dims(model, "ids") != ["S"]
