@@ -2,10 +2,13 @@
 
 The subgraph from the projected query/key/value ([batch, sequence, hidden]) to the merged context: reshape to heads,
 transpose, Q·Kᵀ, scale, optional additive mask, Softmax, ·V, transpose and reshape back. The head count and sizes
-come from inferred static shapes, never from the Reshape targets, so a dynamic batch or sequence is fine.
+come from inferred static shapes, never from the Reshape targets, so a dynamic batch or sequence is fine, and a
+padding mask [batch, 1, 1, key length] is expanded over the query length at run time.
 The scale is applied to the scores (Div or Mul) or, as torch's SDPA export does, as √scale on Q and on Kᵀ.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,6 +17,8 @@ from onnxopt.rewrite import Rule, rule_pass
 
 MS = "com.microsoft"
 HEADS_PERM = [0, 2, 1, 3]  # [B, S, N, H] ↔ [B, N, S, H]
+QUERY_LENGTH = "query length"  # in a mask's Expand target: the query's sequence length, read at run time
+SLICE_INPUTS_OPSET = 10  # Slice takes its starts and ends as inputs
 KEY_PERM = [0, 2, 3, 1]  # [B, L, N, H] → [B, N, H, L], as consecutive transposes merge
 
 
@@ -59,18 +64,25 @@ class FuseAttention(Rule):
         inputs = [m["q"], m["k"], m["v"]]
         if self.masked:
             inputs += [None, None, _attention_bias(op, m, heads)]  # bias and key_padding_mask absent
-        return op.MultiHeadAttention(*inputs, num_heads=heads[0], scale=_scale(m, self.split_scale), _domain=MS)
+        return op.MultiHeadAttention(*inputs, num_heads=heads.count, scale=_scale(m, self.split_scale), _domain=MS)
 
 
-def _attention_bias(op, m, heads: tuple[int, int, int]):
+def _attention_bias(op, m, heads: Heads):
     """The additive mask as MultiHeadAttention's [batch|1, heads|1, S, L] attention_bias.
 
-    A constant mask is broadcast into a new initializer; any other gets an Expand.
+    A constant mask is broadcast into a new initializer; any other, or one broadcast over a query length known only
+    at run time, gets an Expand (to [1, 1, S, 1] with S read off the query's shape).
     """
     mask, data = m["mask"], constant(m["mask"])
     expansion = _mask_expansion(m, heads)
     if expansion is None:
         return mask
+    if QUERY_LENGTH in expansion:
+        length = op.Slice(op.Shape(m["q"]), op.const(np.array([1], np.int64), name="query_length_start"),
+                          op.const(np.array([2], np.int64), name="query_length_end"))
+        ones = op.const(np.array([1, 1], np.int64), name="attention_bias_ones")
+        shape = op.Concat(ones, length, op.const(np.array([1], np.int64), name="attention_bias_one"), axis=0)
+        return op.Expand(mask, shape)
     if data is None:
         return op.Expand(mask, op.const(np.array(expansion, np.int64), name="attention_bias_shape"))
     padded = data.reshape((1,) * (4 - data.ndim) + data.shape)
@@ -113,39 +125,69 @@ def _same(a, b) -> bool:
     return a is not None and a == b
 
 
-def _heads(m) -> tuple[int, int, int] | str:
-    """(heads, head size of Q/K, head size of V) from static inferred shapes, or the reason they are not known."""
+class Heads(NamedTuple):
+    """The head split and the dims the fused node sees: batch, query length and key length (int, symbol or None)."""
+
+    count: int
+    size: int
+    v_size: int
+    batch: object
+    length: object
+    key_length: object
+
+
+def _named(a, b):
+    """Of two dims known to be equal, the one other tensors are likelier to share: a static or declared one, not an
+    unk__N that one inference made up."""
+    return b if a is None or isinstance(a, str) and a.startswith("unk__") and b is not None else a
+
+
+def _heads(m) -> Heads | str:
+    """The head split from static inferred shapes, and the batch and sequence dims, or the reason they are not known.
+
+    A Reshape [B, S, hidden] → [B', S', heads, size] keeps the element count, so once hidden = heads · size is
+    static and B' = B (or S' = S) is known, the other pair is equal too: exporters often build the target from
+    another input's Shape, which inference cannot relate to this one's dims.
+    """
     q, k, v = shape_of(m["q"]), shape_of(m["k"]), shape_of(m["v"])
     split = {name: m.node(f"{name}_heads").outputs[0].shape for name in "qkv"}
     if any(s is None or len(s) != 3 for s in (q, k, v)) or any(s is None or len(s) != 4 for s in split.values()):
         return "the query/key/value are not known to be [batch, sequence, hidden] split into [.., heads, size]"
+    dims = {}
     for name, source in zip("qkv", (q, k, v)):
         shaped = split[name]
-        if not (_same(shaped[0], source[0]) and _same(shaped[1], source[1])):
-            return f"the {name} Reshape does not keep the batch and sequence dims"
         if not all(isinstance(d, int) for d in (*shaped[2:], source[2])) or shaped[2] * shaped[3] != source[2]:
             return f"the {name} Reshape does not split a static hidden size into static heads"
+        if not (_same(shaped[0], source[0]) or _same(shaped[1], source[1])):
+            return f"the {name} Reshape does not keep the batch and sequence dims"
+        dims[name] = (_named(source[0], shaped[0]), _named(source[1], shaped[1]))
     heads, size, v_size = split["q"][2], split["q"][3], split["v"][3]
     if split["k"][2:] != (heads, size) or split["v"][2] != heads:
         return "the query, key and value are split into different heads"
-    if not (_same(k[0], q[0]) and _same(v[0], q[0]) and _same(v[1], k[1])):
+    (batch, length), (k_batch, key_length), (v_batch, v_length) = dims["q"], dims["k"], dims["v"]
+    if not (_same(k_batch, batch) and _same(v_batch, batch) and _same(v_length, key_length)):
         return "the query, key and value batch/sequence dims are not known to match"
-    if not _merges_heads(m, q, heads * v_size):
+    found = Heads(heads, size, v_size, batch, length, key_length)
+    if not _merges_heads(m, found):
         return "the final Reshape does not merge the heads back into [batch, sequence, hidden]"
-    return heads, size, v_size
+    return found
 
 
-def _merges_heads(m, q: tuple, hidden: int) -> bool:
-    """The final Reshape gives [batch, sequence, hidden]: by its inferred shape, or (for a graph output, whose
-    declared shape is not trusted) by a constant target that copies or restates batch and sequence."""
+def _merges_heads(m, heads: Heads) -> bool:
+    """The final Reshape gives [batch, sequence, hidden]: by its inferred shape (two of the three known, the third
+    following from the element count), or (for a graph output, whose declared shape is not trusted) by a constant
+    target that copies or restates batch and sequence."""
+    hidden = heads.count * heads.v_size
     merged = shape_of(m.root.outputs[0])
     if merged is not None:
-        return len(merged) == 3 and _same(merged[0], q[0]) and _same(merged[1], q[1]) and merged[2] == hidden
+        known = (_same(merged[0], heads.batch), _same(merged[1], heads.length), merged[2] == hidden)
+        return len(merged) == 3 and sum(known) >= 2
     target = constant(m["out_shape"])
     if target is None or target.shape != (3,):
         return False
     copies = not m.root.attr("allowzero", 0)
-    keeps = all(t == 0 and copies or isinstance(d, int) and t == d for t, d in zip(target[:2].tolist(), q[:2]))
+    keeps = all(t == 0 and copies or isinstance(d, int) and t == d
+                for t, d in zip(target[:2].tolist(), (heads.batch, heads.length)))
     return keeps and int(target[2]) in (hidden, -1)
 
 
@@ -164,25 +206,29 @@ def _scale(m, split: bool) -> float | None:
     return value if value is not None and value > 0 else None
 
 
-def _mask_expansion(m, heads: tuple[int, int, int]) -> list[int] | None | str:
-    """The Expand target that makes the additive mask [batch|1, heads|1, S, L] as MultiHeadAttention reads it.
+def _mask_expansion(m, heads: Heads) -> list | None | str:
+    """The Expand target that makes the additive mask [batch|1, heads|1, S, L] as MultiHeadAttention reads it
+    (QUERY_LENGTH where S is only known at run time).
 
     None when the mask already has that shape; the reason when it cannot be given that shape.
     """
-    mask, q, k = shape_of(m["mask"]), shape_of(m["q"]), shape_of(m["k"])
+    mask = shape_of(m["mask"])
     if mask is None or len(mask) > 4:
         return "the mask's shape is unknown or of rank above 4"
     dims = (1,) * (4 - len(mask)) + tuple(mask)
-    batch, length, key_length = q[0], q[1], k[1]
-    if not (dims[0] == 1 or _same(dims[0], batch)) or dims[1] not in (1, heads[0]):
+    if not (dims[0] == 1 or _same(dims[0], heads.batch)) or dims[1] not in (1, heads.count):
         return f"the mask's shape {list(mask)} does not broadcast per batch and head"
-    if not _same(dims[3], key_length):
-        return f"the mask's last dim {dims[3]} is not known to be the key length {key_length}"
-    if _same(dims[2], length):
+    if not _same(dims[3], heads.key_length):
+        return f"the mask's last dim {dims[3]} is not known to be the key length {heads.key_length}"
+    if _same(dims[2], heads.length):
         return None if len(mask) == 4 else [1, 1, 1, 1]
-    if dims[2] != 1 or not isinstance(length, int):
-        return f"the mask's shape {list(mask)} does not broadcast over a static query length"
-    return [1, 1, length, 1]
+    if dims[2] != 1:
+        return f"the mask's shape {list(mask)} does not broadcast over the query length"
+    if isinstance(heads.length, int):
+        return [1, 1, heads.length, 1]
+    if m.opset < SLICE_INPUTS_OPSET:
+        return f"a mask broadcast over a dynamic query length needs opset >= {SLICE_INPUTS_OPSET} to expand"
+    return [1, 1, QUERY_LENGTH, 1]
 
 
 ATTENTION_RULES = tuple(_variants())

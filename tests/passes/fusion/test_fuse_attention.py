@@ -85,12 +85,48 @@ def test_constant_causal_mask_becomes_a_four_dim_attention_bias():
     np.testing.assert_array_equal(mha.inputs[5].numpy(), INITS["causal"].reshape(1, 1, 5, 5))
 
 
+DYNAMIC_LENGTH = attention(length="S", mask_type="float[B,1,1,S] mask").replace("float[B,5,32] y", "float[B,S,32] y")
+
+
+def test_padding_mask_expands_over_a_query_length_known_only_at_run_time():
+    from onnxopt.testing import assert_same_outputs, model_from_text
+
+    after = {**AFTER, "Expand": 1, "Shape": 1, "Slice": 1, "Concat": 1}
+    model = assert_fuses(RULE, DYNAMIC_LENGTH, INITS, after, target="ort", feeds=feeds())
+    for length in (1, 9):
+        x = RNG.standard_normal((3, length, HIDDEN)).astype(np.float32)
+        mask = np.where(RNG.random((3, 1, 1, length)) < 0.3, -1e4, 0.0).astype(np.float32)
+        assert_same_outputs(model_from_text(DYNAMIC_LENGTH, INITS), model, {"x": x, "mask": mask}, rtol=0, atol=1e-4)
+
+
+def test_reshape_targets_read_off_another_input_fuse_by_element_count():
+    # torch's dynamo export: position embeddings leave the sequence dim unknown to inference, and the head split's
+    # target is built from the mask's Shape; [B, ?, 32] → [B, S, 4, 8] keeps B, so ? = S
+    text = DYNAMIC_LENGTH.replace("float[B,S,32] x,", "float[B,S,32] tokens, float[1,T,32] positions,").replace(
+        "q0 = MatMul(x, wq)", """x = Add(tokens, positions)
+      dims = Shape(mask)
+      bs = Gather<axis=0>(dims, batch_and_key)
+      split = Concat<axis=0>(bs, heads_and_size)
+      bsm = Gather<axis=0>(dims, batch_and_key)
+      merge = Concat<axis=0>(bsm, hidden)
+      q0 = MatMul(x, wq)""").replace("y = Reshape(ct, merge)", "a = Reshape(ct, merge)\n      y = MatMul(a, wo)")
+    inits = {key: value for key, value in INITS.items() if key not in ("split", "merge")}
+    inits.update(batch_and_key=np.array([0, 3], np.int64), heads_and_size=np.array([HEADS, SIZE], np.int64),
+                 hidden=np.array([HIDDEN], np.int64), wo=RNG.uniform(-0.3, 0.3, (HIDDEN, HIDDEN)).astype(np.float32))
+    tokens = RNG.standard_normal((2, 5, HIDDEN)).astype(np.float32)
+    positions = RNG.standard_normal((1, 5, HIDDEN)).astype(np.float32)
+    # the target computations are left for dead-code elimination
+    assert_fuses(RULE, text, inits, {**AFTER, "MatMul": 4, "Add": 2, "Expand": 1, "Shape": 2, "Slice": 1,
+                                     "Concat": 3, "Gather": 2}, target="ort",
+                 feeds={"tokens": tokens, "positions": positions, "mask": feeds()["mask"]})
+
+
 @pytest.mark.parametrize("text, reason, target", [
     (attention(), "needs --target ort", "onnx"),
     (attention(k_perm="[0,2,1,3]"), "the k Transpose has perm [0, 2, 1, 3], not [0, 2, 3, 1]", "ort"),
     (attention(softmax="p = Softmax<axis=2>(m)"), "the Softmax is over axis 2, not the last", "ort"),
-    (attention(length="S", mask_type="float[B,1,1,S] mask").replace("float[B,5,32] y", "float[B,S,32] y"),
-     "does not broadcast over a static query length", "ort"),
+    (DYNAMIC_LENGTH.replace('"" : 17', '"" : 9'), "needs opset >= 10 to expand", "ort"),
+    (attention(mask_type="float[B,1,2,5] mask"), "does not broadcast over the query length", "ort"),
     (attention(mask_type="float[B,1,5,1] mask"), "is not known to be the key length", "ort"),
     (attention(outputs="float[B,5,32] y, float[B,4,5,5] p"), "its output 'p' is a graph output", "ort"),
 ])
