@@ -34,7 +34,7 @@ def _add_optimize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fold-max-bytes", type=int, default=4 * 1024 * 1024,
                    help="largest constant the folder materializes (weights are exempt)")
     p.add_argument("--explain", action="append", default=[], metavar="RULE",
-                   help="list where RULE's root op occurs and why it did not fire (repeatable)")
+                   help="list where RULE's root op occurs and why it did not fire (a pass name: all its rules; repeatable)")
     p.add_argument("--stats", action="store_true", help="print per-pass statistics")
     p.add_argument("--verify", action="store_true",
                    help="compare outputs with the original in ONNX Runtime; on a mismatch name the pass that caused it")

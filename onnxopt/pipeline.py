@@ -11,7 +11,7 @@ from onnxopt.errors import ModelCheckError, OnnxoptError, VerificationError, ort
 from onnxopt.ir import Model, from_proto, infer_shapes, load, to_proto, type_check_error
 from onnxopt.ir.serde import graph_protos
 from onnxopt.passmanager import DEFAULT_PIPELINE, PassContext, PassManager, PipelineResult, expand_pipeline
-from onnxopt.rewrite.ruleset import rule_names
+from onnxopt.rewrite.ruleset import explainable
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,11 @@ def optimize(
         raise OnnxoptError(f"unknown target {target!r}; use one of: {', '.join(TARGETS)}")
     if fold_max_bytes < 0:
         raise OnnxoptError(f"fold_max_bytes (--fold-max-bytes) must be 0 or more, got {fold_max_bytes}")
-    rules = rule_names() if explain else []
-    unknown = [name for name in explain if name not in rules]
+    targets = explainable() if explain else {}
+    unknown = [name for name in explain if name not in targets]
     if unknown:
         raise OnnxoptError(f"explain (--explain): no rule named {', '.join(map(repr, unknown))}; "
-                           f"rules: {', '.join(rules)}")
+                           f"rules: {', '.join(sorted(targets))}")
     path = None
     if not isinstance(model, Model):
         path = os.fspath(model)
@@ -78,7 +78,7 @@ def optimize(
         target=target,
         fold_max_bytes=fold_max_bytes,
         input_shapes={k: tuple(v) for k, v in (input_shapes or {}).items()},
-        explain=frozenset(explain),
+        explain=frozenset(rule for name in explain for rule in targets[name]),
     )
     original = model.clone() if verify else None
     # fixed input shapes can make a branch that cannot run with them fail its static type check

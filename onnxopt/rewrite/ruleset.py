@@ -201,8 +201,12 @@ def rule_pass(
     return register_pass(cls)
 
 
-def rule_names() -> list[str]:
-    """The name of every rule of a registered rewrite pass (what --explain takes), sorted."""
+def explainable() -> dict[str, tuple[str, ...]]:
+    """What --explain takes: each rule's name (for itself) and each rewrite pass's name (for all the rules it applies,
+    so `fuse_attention` explains its variants too)."""
     from onnxopt.passmanager import registered_passes
 
-    return sorted({rule.name for cls in registered_passes().values() if issubclass(cls, RewritePass) for rule in cls.rules})
+    passes = [cls for cls in registered_passes().values() if issubclass(cls, RewritePass)]
+    names = {rule.name: (rule.name,) for cls in passes for rule in cls.rules}
+    names.update({cls.name: tuple(rule.name for rule in cls.rules) for cls in passes})
+    return names

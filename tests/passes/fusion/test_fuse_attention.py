@@ -205,3 +205,16 @@ def test_bert_layer_through_the_default_pipeline(target, target_opset, after):
     assert_same_outputs(model, result, feeds(), rtol=0.0, atol=1e-4)
     again = optimize(result, target=target).model
     assert op_histogram(again) == after
+
+
+def test_explaining_the_pass_explains_every_variant():
+    from onnxopt import optimize
+    from onnxopt.testing import model_from_text
+
+    text = attention(scale="split", mask="").replace("qs = Mul(qh, rrc)", "qs = Mul(qh, nrc)")
+    inits = {**INITS, "nrc": scalar(-(SIZE ** -0.25))}
+    notes = optimize(model_from_text(text, inits), target="ort", explain=["fuse_attention"]).explanations
+    # the model has the unmasked split-scale variant's form, and that rule's reason is the one that helps
+    assert "fuse_attention_split_scale_unmasked at node y (Reshape): the scale is not a positive constant scalar" \
+        in notes, notes
+    assert any(note.startswith("fuse_attention at node y") for note in notes), notes
