@@ -126,7 +126,8 @@ class Rule:
     def inapplicable(cls, opset: int, target: str) -> str:
         """Why the rule may not fire in a model of this opset and target ('' when it may)."""
         if opset < cls.min_opset:
-            return f"the rule needs opset >= {cls.min_opset}, the model has {opset}"
+            return (f"the rule needs opset >= {cls.min_opset}, the model has {opset} "
+                    f"(--target-opset {cls.min_opset} converts it)")
         if cls.max_opset is not None and opset > cls.max_opset:
             return f"the rule needs opset <= {cls.max_opset}, the model has {opset}"
         if cls.requires_ort and target not in ORT_TARGETS:
