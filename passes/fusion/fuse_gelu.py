@@ -117,9 +117,21 @@ class FuseBiasGelu(Rule):
         bias, size = m["b"], shape_of(x)[-1]
         if constant(bias).shape != (size,):
             bias = op.const(_bias_vector(constant(bias), rank(x), size), name=bias.name)
-        if m.node("gelu").op_type == "Gelu":
+        gelu = m.node("gelu")
+        if gelu.op_type == "Gelu" and gelu.attr("approximate", "none") != "tanh":
             return op.BiasGelu(x, bias, _domain=MS)
         return op.FastGelu(x, bias, _domain=MS)
+
+
+class FuseBiasStandardGelu(FuseBiasGelu):
+    """Gelu(x + b) of opset 20 (as torch's dynamo exporter writes it) → com.microsoft BiasGelu(x, b), or FastGelu(x, b)
+    for approximate="tanh"."""
+
+    name = "fuse_bias_standard_gelu"
+    min_opset = GELU_OPSET
+
+    def pattern(self, op, x, b):
+        return op.Gelu(op.Add(x, b, _commute=True), _name="gelu")
 
 
 def _bias_vector(b: np.ndarray, x_rank: int | None, size: int) -> np.ndarray | None:
@@ -135,4 +147,7 @@ GELU_RULES = tuple(_variants())
 rule_pass(
     GELU_RULES, "fuse_gelu", doc="Decomposed GELU (erf or tanh form) → Gelu (opset ≥ 20); --target ort: Gelu/FastGelu.",
 )
-rule_pass(FuseBiasGelu)
+rule_pass(
+    (FuseBiasGelu, FuseBiasStandardGelu), "fuse_bias_gelu",
+    doc="Gelu(x + b) (com.microsoft, or opset 20's) → BiasGelu(x, b), FastGelu(x + b) → FastGelu(x, b) (--target ort).",
+)

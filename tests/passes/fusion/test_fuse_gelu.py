@@ -97,3 +97,15 @@ def test_float16_constants_match_when_rounded():
     inits = {k: v.astype(np.float16) for k, v in INITS.items()}
     text = gelu(20, "erf", "mul").replace("float[", "float16[")
     assert_fuses(RULE, text, inits, {"Gelu": 1, "Identity": 1}, atol=1e-2)  # float16: 1e-2 × output scale
+
+
+@pytest.mark.parametrize("approximate, fused", [("none", "com.microsoft::BiasGelu"),
+                                                 ("tanh", "com.microsoft::FastGelu")])
+def test_bias_is_taken_into_opset_20_gelu(approximate, fused):
+    # torch's dynamo exporter writes the standard Gelu after a Linear's bias Add
+    text = f"""
+    <ir_version: 10, opset_import: ["" : 20]>
+    g (float[2,16] x0) => (float[2,16] y) {{ x = Add(x0, bias)  y = Gelu<approximate="{approximate}">(x) }}"""
+    model = assert_fuses("fuse_bias_gelu", text, INITS, {fused: 1}, target="ort")
+    assert [v.name for v in next(iter(model.graph)).inputs] == ["x0", "bias"]
+    assert_declines("fuse_bias_gelu", text, INITS, "needs --target ort")
