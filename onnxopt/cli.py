@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -295,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: exit 0 on success, 2 on a user error, 130 on Ctrl-C, 1 on an internal error."""
+    """Entry point: exit 0 on success, 2 on a user error, 130 on Ctrl-C, 141 when stdout's reader left, 1 on an
+    internal error."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="onnxopt: %(message)s")
@@ -309,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("onnxopt: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout left early (onnxopt … | head): not an error of onnxopt's
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the flush at exit fails again
+        return 141  # what a process killed by SIGPIPE reports
     except Exception as exc:  # an internal failure: one line, the traceback only with --debug
         if args.debug:
             raise

@@ -178,3 +178,15 @@ def test_sizes_count_the_weights_data_files(tmp_path, tiny_path, capsys):
     assert _sizes(capsys.readouterr().out)[1] < 0.01
     result = benchmark([str(source)], runs=1, warmup=0, progress=False)
     assert result.models[0].file_size == os.path.getsize(source) + os.path.getsize(f"{source}.data")
+
+
+def test_a_reader_that_leaves_early_is_no_error(monkeypatch, capsys):
+    # `onnxopt passes | head -1`: the pipe's reader is gone before onnxopt has printed everything
+    read, write = os.pipe()
+    os.close(read)
+    stdout = os.fdopen(write, "w", buffering=1)  # line-buffered: the first line already meets the closed pipe
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["passes"]) == 141
+    stdout.write("more\n")  # what Python's exit flush would do: it now goes nowhere, without an error
+    stdout.close()
+    assert capsys.readouterr().err == ""
