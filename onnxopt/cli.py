@@ -227,7 +227,8 @@ def _add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", metavar="FILE",
                    help="benchmark input vs output and write it with the quantization report (.md, .json, .html, .txt)")
     p.add_argument("--dim", type=_key_value, action="append", default=[], metavar="NAME=N",
-                   help="a dynamic dim's size for the --report benchmark, e.g. batch=8 (repeatable)")
+                   help="a dynamic dim's size where timing runs on generated inputs (the latency check and "
+                        "--optimize-for latency without held-out data, and --report), e.g. seq=128 (repeatable)")
     p.add_argument("--external-data", action="store_true", default=None, help="store weights in a .data file beside the output")
     images = p.add_argument_group("image preprocessing (image directories; overrides preprocess.toml)")
     images.add_argument("--size", metavar="H,W", help="resize to HEIGHT,WIDTH (default: the model's input size)")
@@ -264,6 +265,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
         exclude_nodes=args.exclude_nodes or (), exclude_ops=args.exclude_ops or (), include_ops=args.include_ops,
         target_sqnr=args.target_sqnr, optimize_for=args.optimize_for, latency_check=not args.no_latency_check,
         threads=args.threads, provider=args.provider, prepare=not args.no_prepare, progress=False if args.quiet else None,
+        dims=tuple(args.dim),
     )
     save(model, args.output, external_data=args.external_data)
     if not args.quiet:

@@ -56,5 +56,9 @@ def ort_failure(exc: Exception) -> str:
     message per enclosing If/Loop)."""
     text = " ".join(str(exc).split())
     nodes = re.findall(r"Name:'([^']*)'", text)
-    reason = text.split("Status Message: ")[-1]
-    return (f"node '{nodes[-1]}': " if nodes and nodes[-1] else "") + reason[:200]
+    reason = _SOURCE_LOCATION.sub("", text.split("Status Message: ")[-1])
+    return (f"node '{nodes[-1]}': " if nodes and nodes[-1] else "") + reason[:300]
+
+
+# "/onnxruntime_src/…/reshape_helper.h:91 onnxruntime::ReshapeHelper::ReshapeHelper(const …&, bool) " before the reason
+_SOURCE_LOCATION = re.compile(r"\S+\.(?:cc|cpp|h):\d+ (?:[\w:~<>]+\([^()]*\) )?")

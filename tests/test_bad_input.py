@@ -283,6 +283,29 @@ def test_report_on_dynamic_inputs_needs_their_sizes_before_the_work(capfd, work,
     assert json.loads((work / "r.json").read_text())["settings"]["inputs"]["x"]["shape"] == [3, 64]
 
 
+FIXED_LENGTH = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[S, 64] x) => (float[4, 128] y) { t = MatMul(x, w)  y = Reshape(t, four_rows) }
+"""
+
+
+def test_latency_check_on_generated_inputs_is_sized_with_dim(capfd, work):
+    # an export that only runs at one sequence length (torch's legacy exporter bakes it into Reshape targets)
+    model = onnx.parser.parse_model(FIXED_LENGTH)
+    model.graph.initializer.extend([*_matmul_model().graph.initializer,
+                                    numpy_helper.from_array(np.array([4, 128], np.int64), "four_rows")])
+    onnx.save(model, work / "fixed.onnx")
+    before = _listing(work)
+    args = ("quantize", work / "fixed.onnx", "-o", work / "q.onnx", "--mode", "dynamic")
+    code, _, err = cli(capfd, *args)
+    assert_user_error(code, err, "latency check failed", "Input shape:{1,64}", "--dim NAME=N sizes them")
+    code, _, err = cli(capfd, *args, "--dim", "T=4")
+    assert_user_error(code, err, "--dim names ['T']", "its symbolic dims are ['S']")
+    assert_left_as_before(work, before)
+    code, out, err = cli(capfd, *args, "--dim", "S=8")
+    assert code == 0 and "latency (cpu" in out, err
+
+
 @pytest.mark.parametrize("graph, words", [
     ("no/such/g.dot", ("folder", "does not exist")),
     ("g.svg", ("cannot tell the graph format", ".dot or .graphml")),

@@ -47,6 +47,7 @@ class QuantConfig:
     latency_seconds: float = 2.0
     provider: str = "cpu"
     threads: int = 1
+    dims: tuple[tuple[str, int], ...] = ()  # sizes of symbolic input dims where timing runs on generated inputs
     prepare: bool = True
     progress: bool | None = None
 

@@ -43,12 +43,15 @@ def compare_latency(models: Mapping[str, Model], config: QuantConfig, feeds: Fee
     from onnxopt.bench import benchmark
 
     first = next(iter(models.values()))
+    generated = feeds is None
     try:
-        feeds = dict(feeds) if feeds is not None else _random_feeds(first)
+        feeds = _random_feeds(first, config) if generated else dict(feeds)
         runs = _runs_for(first, feeds, config.threads, config.latency_seconds * len(models) / 2)
     except Exception as exc:  # ORT's errors: it cannot load or run the float model (a custom op, say)
+        sizing = "its inputs were generated with symbolic dims as 1 (--dim NAME=N sizes them); " \
+            if generated and _unsized(first, config) else ""
         raise OnnxoptError(f"latency check failed: onnxruntime cannot run the float model ({ort_failure(exc)}); "
-                           "pass --no-latency-check to skip it") from None
+                           f"{sizing}pass --no-latency-check to skip it") from None
     try:
         result = benchmark(
             {name: to_proto(m) for name, m in models.items()}, providers=(config.provider,), threads=(config.threads,),
@@ -67,7 +70,7 @@ def search_latency(
 
     Per-group costs need the CPU provider: on a GPU provider ORT's profiler times kernel launches, not the
     kernels, so there the search only keeps the faster of the whole fp32 and int8 models."""
-    feeds = dict(feeds) if feeds is not None else _random_feeds(fp32)
+    feeds = dict(feeds) if feeds is not None else _random_feeds(fp32, config)
     if config.provider != "cpu":
         return _keep_fastest(build, current, keep_float, None, config, feeds)
     fp32_costs = _profile(fp32, feeds, config.threads)
@@ -115,10 +118,7 @@ def _keep_fastest(
 
 def _runs_for(model: Model, feeds: Feeds, threads: int, seconds: float) -> int:
     """Interleaved rounds that fit in `seconds`, from a quick timing of the float model (≥ 10, ≤ 1000)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(serialize(model), options, providers=["CPUExecutionProvider"])
+    session = _session(model, threads)
     times = []
     for _ in range(4):
         start = time.perf_counter()
@@ -128,21 +128,35 @@ def _runs_for(model: Model, feeds: Feeds, threads: int, seconds: float) -> int:
     return int(min(max(seconds / per_round, 10), 1000))
 
 
-def _random_feeds(model: Model) -> dict[str, np.ndarray]:
+def _random_feeds(model: Model, config: QuantConfig) -> dict[str, np.ndarray]:
     from onnxopt.testing import random_inputs
 
-    return random_inputs(ort.InferenceSession(serialize(model), providers=["CPUExecutionProvider"]))
+    return random_inputs(_session(model, 1), dims=dict(config.dims))
+
+
+def _unsized(model: Model, config: QuantConfig) -> bool:
+    """Whether generated inputs leave some dynamic dim of the model at 1 (none of config.dims names it)."""
+    from onnxopt.ir.interface import input_specs
+
+    return any(not isinstance(d, int) and d not in dict(config.dims) for spec in input_specs(model)
+               for d in spec.shape or ())
+
+
+def _session(model: Model, threads: int, profile_prefix: str | None = None) -> ort.InferenceSession:
+    """A CPU session as deployed (ORT's optimizations on); its failures are reported by the caller, so ORT logs none."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 4
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(serialize(model), options, providers=["CPUExecutionProvider"])
 
 
 def _profile(model: Model, feeds: Feeds, threads: int) -> dict[str, float]:
     """Median µs per kernel (by ORT node name) over PROFILE_RUNS runs after a warm-up run."""
     with tempfile.TemporaryDirectory(prefix="onnxopt-profile-") as tmp:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        options.enable_profiling = True
-        options.profile_file_prefix = os.path.join(tmp, "profile")
-        session = ort.InferenceSession(serialize(model), options, providers=["CPUExecutionProvider"])
+        session = _session(model, threads, os.path.join(tmp, "profile"))
         for _ in range(PROFILE_RUNS + 1):
             session.run(None, dict(feeds))
         with open(session.end_profiling(), encoding="utf-8") as f:
