@@ -126,20 +126,24 @@ def _same(a, b) -> bool:
 
 
 class Heads(NamedTuple):
-    """The head split and the dims the fused node sees: batch, query length and key length (int, symbol or None)."""
+    """The head split, and the dims the fused node sees: batch, query length and key length, each as the set of the
+    names and numbers shapes give it (all known to be equal)."""
 
     count: int
     size: int
     v_size: int
-    batch: object
-    length: object
-    key_length: object
+    batch: frozenset
+    length: frozenset
+    key_length: frozenset
 
 
-def _named(a, b):
-    """Of two dims known to be equal, the one other tensors are likelier to share: a static or declared one, not an
-    unk__N that one inference made up."""
-    return b if a is None or isinstance(a, str) and a.startswith("unk__") and b is not None else a
+def _among(dim, aliases: frozenset) -> bool:
+    """`dim` is known to be the dim that `aliases` name."""
+    return dim is not None and dim in aliases
+
+
+def _aliases(*dims) -> frozenset:
+    return frozenset(d for d in dims if d is not None)
 
 
 def _heads(m) -> Heads | str:
@@ -160,14 +164,14 @@ def _heads(m) -> Heads | str:
             return f"the {name} Reshape does not split a static hidden size into static heads"
         if not (_same(shaped[0], source[0]) or _same(shaped[1], source[1])):
             return f"the {name} Reshape does not keep the batch and sequence dims"
-        dims[name] = (_named(source[0], shaped[0]), _named(source[1], shaped[1]))
+        dims[name] = (_aliases(source[0], shaped[0]), _aliases(source[1], shaped[1]))
     heads, size, v_size = split["q"][2], split["q"][3], split["v"][3]
     if split["k"][2:] != (heads, size) or split["v"][2] != heads:
         return "the query, key and value are split into different heads"
     (batch, length), (k_batch, key_length), (v_batch, v_length) = dims["q"], dims["k"], dims["v"]
-    if not (_same(k_batch, batch) and _same(v_batch, batch) and _same(v_length, key_length)):
+    if not (batch & k_batch and batch & v_batch and key_length & v_length):
         return "the query, key and value batch/sequence dims are not known to match"
-    found = Heads(heads, size, v_size, batch, length, key_length)
+    found = Heads(heads, size, v_size, batch | k_batch | v_batch, length, key_length | v_length)
     if not _merges_heads(m, found):
         return "the final Reshape does not merge the heads back into [batch, sequence, hidden]"
     return found
@@ -180,14 +184,14 @@ def _merges_heads(m, heads: Heads) -> bool:
     hidden = heads.count * heads.v_size
     merged = shape_of(m.root.outputs[0])
     if merged is not None:
-        known = (_same(merged[0], heads.batch), _same(merged[1], heads.length), merged[2] == hidden)
+        known = (_among(merged[0], heads.batch), _among(merged[1], heads.length), merged[2] == hidden)
         return len(merged) == 3 and sum(known) >= 2
     target = constant(m["out_shape"])
     if target is None or target.shape != (3,):
         return False
     copies = not m.root.attr("allowzero", 0)
-    keeps = all(t == 0 and copies or isinstance(d, int) and t == d
-                for t, d in zip(target[:2].tolist(), (heads.batch, heads.length)))
+    keeps = all(t == 0 and copies or t in {d for d in aliases if isinstance(d, int)}
+                for t, aliases in zip(target[:2].tolist(), (heads.batch, heads.length)))
     return keeps and int(target[2]) in (hidden, -1)
 
 
@@ -216,16 +220,18 @@ def _mask_expansion(m, heads: Heads) -> list | None | str:
     if mask is None or len(mask) > 4:
         return "the mask's shape is unknown or of rank above 4"
     dims = (1,) * (4 - len(mask)) + tuple(mask)
-    if not (dims[0] == 1 or _same(dims[0], heads.batch)) or dims[1] not in (1, heads.count):
+    if not (dims[0] == 1 or _among(dims[0], heads.batch)) or dims[1] not in (1, heads.count):
         return f"the mask's shape {list(mask)} does not broadcast per batch and head"
-    if not _same(dims[3], heads.key_length):
-        return f"the mask's last dim {dims[3]} is not known to be the key length {heads.key_length}"
-    if _same(dims[2], heads.length):
+    if not _among(dims[3], heads.key_length):
+        key_length = " = ".join(sorted(map(str, heads.key_length))) or "unknown"
+        return f"the mask's last dim {dims[3]} is not known to be the key length ({key_length})"
+    if _among(dims[2], heads.length):
         return None if len(mask) == 4 else [1, 1, 1, 1]
     if dims[2] != 1:
         return f"the mask's shape {list(mask)} does not broadcast over the query length"
-    if isinstance(heads.length, int):
-        return [1, 1, heads.length, 1]
+    static = [d for d in heads.length if isinstance(d, int)]
+    if static:
+        return [1, 1, static[0], 1]
     if m.opset < SLICE_INPUTS_OPSET:
         return f"a mask broadcast over a dynamic query length needs opset >= {SLICE_INPUTS_OPSET} to expand"
     return [1, 1, QUERY_LENGTH, 1]
