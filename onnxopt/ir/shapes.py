@@ -167,7 +167,7 @@ def _range_lengths(model: Model, types: dict[Value, TypeProto]) -> dict[Value, T
             if inferred is None or not _unknown_length(inferred) or not _is_scalar(node.inputs[0], 0) \
                     or not _is_scalar(node.inputs[2], 1):
                 continue
-            dim = _shape_dim(node.inputs[1], types)
+            dim = read_shape_dim(node.inputs[1], types)
             if isinstance(dim, str) and not dim.startswith("unk__"):  # a name one inference made up links nothing
                 lengths[out] = make_tensor_type_proto(inferred.tensor_type.elem_type, [dim])
     return lengths
@@ -188,10 +188,11 @@ def _is_scalar(value: Value | None, number: int) -> bool:
     return tensor is not None and tensor.size == 1 and tensor.numpy().item() == number
 
 
-def _shape_dim(value: Value | None, types: dict[Value, TypeProto]) -> int | str | None:
-    """The dim a scalar reads off a tensor's shape (Gather(Shape(x), i) or Squeeze(Shape(x, start=i, end=i+1)))."""
+def read_shape_dim(value: Value | None, types: dict[Value, TypeProto] | None = None) -> int | str | None:
+    """The dim a one-element value reads off a tensor's shape (Gather(Shape(x), i), or Shape(x, start=i, end=i+1),
+    through Cast, Squeeze, Unsqueeze, Reshape), by x's type in `types` or, without them, as recorded on x."""
     node = value.producer() if value is not None else None
-    while node is not None and node.op_type in ("Cast", "Squeeze", "Identity"):
+    while node is not None and node.op_type in ("Cast", "Squeeze", "Unsqueeze", "Reshape", "Identity"):
         node = node.inputs[0].producer() if node.inputs[0] is not None else None
     if node is None:
         return None
@@ -206,7 +207,7 @@ def _shape_dim(value: Value | None, types: dict[Value, TypeProto]) -> int | str 
     if node is None or node.op_type != "Shape":
         return None
     source = node.inputs[0]
-    type_ = source.type if source.producer() is None else types.get(source)
+    type_ = source.type if source.producer() is None or types is None else types.get(source)
     if type_ is None or not type_.tensor_type.HasField("shape"):
         return None
     dims = type_.tensor_type.shape.dim

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import onnx
 
 from onnxopt.passes.fusion._decomposed import ORT_TYPES, constant, float_type_reason, scalar, shape_of
+from onnxopt.ir.shapes import read_shape_dim
 from onnxopt.rewrite import Rule, rule_pass
 
 MS = "com.microsoft"
@@ -31,9 +33,9 @@ class FuseAttention(Rule):
     typed_nodes = ("q_heads", "k_heads", "v_heads", "merge_heads")  # their inferred shapes give heads and sizes
     domain_opsets = {MS: 1}
     split_scale = False
-    masked = True
+    mask_form = "add"  # the scores are masked by Add(scores, mask), Where(causal, fill, scores) ("causal") or not ("")
 
-    def pattern(self, op, q, k, v, q_shape, k_shape, v_shape, c, cq, ck, mask, out_shape):
+    def pattern(self, op, q, k, v, q_shape, k_shape, v_shape, c, cq, ck, mask, fill, out_shape):
         qh = op.Transpose(op.Reshape(q, q_shape, _name="q_heads"), _name="q_perm")
         kh = op.Transpose(op.Reshape(k, k_shape, _name="k_heads"), _name="k_perm")
         vh = op.Transpose(op.Reshape(v, v_shape, _name="v_heads"), _name="v_perm")
@@ -42,8 +44,10 @@ class FuseAttention(Rule):
                                op.Mul(kh, ck, _commute=True, _name="k_scale"))
         else:
             scores = op.node(("Div", "Mul"), op.MatMul(qh, kh, _name="qk"), c, _commute=True, _name="scale")
-        if self.masked:
+        if self.mask_form == "add":
             scores = op.Add(scores, mask, _commute=True, _name="mask")
+        elif self.mask_form == "causal":
+            scores = op.Where(mask, fill, scores, _name="mask")
         context = op.MatMul(op.Softmax(scores), vh, _name="pv")
         return op.Reshape(op.Transpose(context, _name="context_perm"), out_shape, _name="merge_heads")
 
@@ -56,15 +60,20 @@ class FuseAttention(Rule):
             return m.fail(heads)
         if _scale(m, self.split_scale) is None:
             return m.fail("the scale is not a positive constant scalar")
-        expansion = _mask_expansion(m, heads) if self.masked else None
+        if self.mask_form == "causal":
+            reason = _causal_reason(m, heads)
+            return m.fail(reason) if reason else True
+        expansion = _mask_expansion(m, heads) if self.mask_form == "add" else None
         return m.fail(expansion) if isinstance(expansion, str) else True
 
     def rewrite(self, op, m):
         heads = _heads(m)
         inputs = [m["q"], m["k"], m["v"]]
-        if self.masked:
+        if self.mask_form == "add":
             inputs += [None, None, _attention_bias(op, m, heads)]  # bias and key_padding_mask absent
-        return op.MultiHeadAttention(*inputs, num_heads=heads.count, scale=_scale(m, self.split_scale), _domain=MS)
+        causal = {"unidirectional": 1} if self.mask_form == "causal" else {}
+        return op.MultiHeadAttention(*inputs, num_heads=heads.count, scale=_scale(m, self.split_scale), **causal,
+                                     _domain=MS)
 
 
 def _attention_bias(op, m, heads: Heads):
@@ -90,18 +99,21 @@ def _attention_bias(op, m, heads: Heads):
     return op.const(np.ascontiguousarray(full), name=mask.name)
 
 
+MASK_FORMS = {"add": "with an additive mask", "": "without mask", "causal": "with a causal mask"}
+MASK_SUFFIX = {"add": "", "": "_unmasked", "causal": "_causal"}
+
+
 def _variants() -> list[type[Rule]]:
-    rules: list[type[Rule]] = []
+    rules: list[type[Rule]] = [FuseAttention]
     for split in (False, True):
-        for masked in (True, False):
-            if not split and masked:
-                rules.append(FuseAttention)
+        for form, words in MASK_FORMS.items():
+            if not split and form == "add":
                 continue
-            name = "fuse_attention" + ("_split_scale" if split else "") + ("" if masked else "_unmasked")
-            doc = f"{FuseAttention.__doc__.splitlines()[0]} ({'√scale on Q and Kᵀ' if split else 'scaled scores'}, " \
-                  f"{'with' if masked else 'without'} mask)"
+            name = "fuse_attention" + ("_split_scale" if split else "") + MASK_SUFFIX[form]
+            scale = "√scale on Q and Kᵀ" if split else "scaled scores"
+            doc = f"{FuseAttention.__doc__.splitlines()[0]} ({scale}, {words})"
             rules.append(type(name.title().replace("_", ""), (FuseAttention,), {
-                "name": name, "split_scale": split, "masked": masked, "__doc__": doc, "__module__": __name__,
+                "name": name, "split_scale": split, "mask_form": form, "__doc__": doc, "__module__": __name__,
             }))
     return rules
 
@@ -235,6 +247,62 @@ def _mask_expansion(m, heads: Heads) -> list | None | str:
     if m.opset < SLICE_INPUTS_OPSET:
         return f"a mask broadcast over a dynamic query length needs opset >= {SLICE_INPUTS_OPSET} to expand"
     return [1, 1, QUERY_LENGTH, 1]
+
+
+LOWEST_FILL = -1e30  # a masked score at most this (-inf, a float's lowest) gets no weight, exactly as MHA's masking
+
+
+def _causal_reason(m, heads: Heads) -> str:
+    """Why Where(mask, fill, scores) is not the causal mask MultiHeadAttention applies with unidirectional=1 ('' if it
+    is): mask[i, j] true for j > i over a square of the query length, the fill -inf or a float's lowest."""
+    fill = constant(m["fill"])
+    if fill is None or fill.size != 1 or not float(fill.reshape(())) <= LOWEST_FILL:
+        return "the masked scores are not set to -inf (or a float's lowest)"
+    if not heads.length & heads.key_length:
+        return "the query and key lengths are not known to be equal, as a causal mask needs"
+    mask = m["mask"].producer()
+    if mask is not None and mask.op_type == "Not":
+        triangle, upper, diagonal = mask.inputs[0].producer(), 0, 0  # not (j <= i)
+    else:
+        triangle, upper, diagonal = mask, 1, 1  # j >= i + 1
+    if triangle is None or triangle.op_type != "Trilu" or triangle.attr("upper", 1) != upper:
+        return "the mask is not Not(Trilu(ones, upper=0)) or Trilu(ones, k=1, upper=1)"
+    k = constant(triangle.inputs[1]) if len(triangle.inputs) > 1 and triangle.inputs[1] is not None else np.array(0)
+    if k is None or k.size != 1 or int(k.reshape(())) != diagonal:
+        return f"the Trilu's diagonal offset is not {diagonal}"
+    if not _square_of(triangle.inputs[0], heads.length):
+        return "the triangle is not known to be all ones over [query length, query length]"
+    return ""
+
+
+def _square_of(value, length: frozenset) -> bool:
+    """`value` is ones (true) of shape [S, S], S the query length: ConstantOfShape or Expand of a non-zero scalar."""
+    node = value.producer() if value is not None else None
+    if node is None or node.op_type not in ("ConstantOfShape", "Expand"):
+        return False
+    if node.op_type == "ConstantOfShape":
+        one = node.attr("value")
+        one = onnx.numpy_helper.to_array(one) if one is not None else np.zeros(1)
+    else:
+        one = constant(node.inputs[0])
+    if one is None or one.size != 1 or not one.reshape(()).item():
+        return False
+    shape = node.inputs[1] if node.op_type == "Expand" else node.inputs[0]
+    data = constant(shape)
+    if data is not None:
+        return data.shape == (2,) and data[0] == data[1] and int(data[0]) in length
+    concat = shape.producer()
+    if concat is None or concat.op_type != "Concat" or len(concat.inputs) != 2:
+        return False
+    return all(_is_length(part, length) for part in concat.inputs)
+
+
+def _is_length(value, length: frozenset) -> bool:
+    """A one-element value known to hold the query length: a constant, or a dim read off a shape."""
+    data = constant(value)
+    if data is not None:
+        return data.size == 1 and int(data.reshape(())) in length
+    return read_shape_dim(value) in length
 
 
 ATTENTION_RULES = tuple(_variants())

@@ -218,3 +218,53 @@ def test_explaining_the_pass_explains_every_variant():
     assert "fuse_attention_split_scale_unmasked at node y (Reshape): the scale is not a positive constant scalar" \
         in notes, notes
     assert any(note.startswith("fuse_attention at node y") for note in notes), notes
+
+
+LEGACY_TRIANGLE = "tri = Trilu<upper = 0>(t, zero)\n      cm = Not(tri)"
+
+
+def causal(ones="t = ConstantOfShape<value = bool[1] {1}>(square)", triangle=LEGACY_TRIANGLE, fill="fill",
+           axis="one_i"):
+    """GPT-style self-attention masked to j <= i, the mask built for the run's sequence length as torch exports it
+    (legacy: ConstantOfShape, Trilu, Not; dynamo: Expand(true) of the square instead of ConstantOfShape)."""
+    return DYNAMIC_LENGTH.replace("float[B,S,32] x, float[B,1,1,S] mask", "float[B,S,32] x").replace(
+        "m = Add(s, mask)", f"""dims = Shape(x)
+      n = Gather<axis=0>(dims, {axis})
+      nv = Unsqueeze(n, zero_v)
+      square = Concat<axis=0>(nv, nv)
+      {ones}
+      {triangle}
+      m = Where(cm, {fill}, s)""")
+
+
+CAUSAL_INITS = {**INITS, "fill": scalar(-np.inf), "zero": np.array(0, np.int64), "one_i": np.array(1, np.int64),
+                "zero_i": np.array(0, np.int64), "zero_v": np.array([0], np.int64), "true": np.array(True),
+                "low": scalar(-1e4), "k1": np.array(1, np.int64)}
+CAUSAL_LEFT = {"Shape": 1, "Gather": 1, "Unsqueeze": 1, "Concat": 1, "Trilu": 1}  # the mask, left for dce
+
+
+@pytest.mark.parametrize("ones, triangle, built", [
+    ("t = ConstantOfShape<value = bool[1] {1}>(square)", LEGACY_TRIANGLE, {"ConstantOfShape": 1, "Not": 1}),
+    ("t = Expand(true, square)", "cm = Trilu<upper = 1>(t, k1)", {"Expand": 1}),
+])
+def test_causal_mask_becomes_unidirectional(ones, triangle, built):
+    from onnxopt.testing import assert_same_outputs, model_from_text
+
+    text = causal(ones, triangle)
+    model = assert_fuses(RULE, text, CAUSAL_INITS, {**AFTER, **CAUSAL_LEFT, **built}, target="ort",
+                         feeds={"x": feeds()["x"]})
+    mha = next(n for n in model.graph if n.op_type == "MultiHeadAttention")
+    assert mha.attr("unidirectional") == 1 and len(mha.inputs) == 3
+    for length in (1, 9):
+        x = RNG.standard_normal((2, length, HIDDEN)).astype(np.float32)
+        assert_same_outputs(model_from_text(text, CAUSAL_INITS), model, {"x": x}, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("text, reason", [
+    (causal(fill="low"), "the masked scores are not set to -inf"),
+    (causal(triangle=LEGACY_TRIANGLE.replace("upper = 0", "upper = 1")), "the mask is not Not(Trilu(ones, upper=0))"),
+    (causal(triangle=LEGACY_TRIANGLE.replace("zero", "k1")), "the Trilu's diagonal offset is not 0"),
+    (causal(axis="zero_i"), "the triangle is not known to be all ones over [query length, query length]"),
+])
+def test_causal_declines(text, reason):
+    assert_declines(RULE, text, CAUSAL_INITS, reason, target="ort")
