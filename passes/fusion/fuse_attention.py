@@ -208,14 +208,18 @@ def _merges_heads(m, heads: Heads) -> bool:
 
 
 def _scale(m, split: bool) -> float | None:
-    """The softmax scale: c·c' for √scale on Q and Kᵀ, 1/c for Div(scores, c), c for Mul; None unless positive."""
+    """The softmax scale: c·c' for √scale on Q and Kᵀ, 1/c for Div(scores, c), c for Mul; None unless positive.
+
+    The heads (and the scores) have the rank of the head split's typed output, which is what a constant must not
+    raise by broadcasting."""
+    heads = m.node("q_heads").outputs[0]
     if split:
-        cq, ck = scalar(m["cq"], m.node("q_perm").outputs[0]), scalar(m["ck"], m.node("k_perm").outputs[0])
+        cq, ck = scalar(m["cq"], heads), scalar(m["ck"], heads)
         value = None if cq is None or ck is None else cq * ck
     else:
         node = m.node("scale")
         scores = m.node("qk").outputs[0]
-        c = scalar(m["c"], scores)
+        c = scalar(m["c"], heads)
         if c is None or c == 0 or node.op_type == "Div" and node.inputs[0] is not scores:
             return None
         value = 1 / c if node.op_type == "Div" else c

@@ -268,3 +268,4 @@ def test_causal_mask_becomes_unidirectional(ones, triangle, built):
 ])
 def test_causal_declines(text, reason):
     assert_declines(RULE, text, CAUSAL_INITS, reason, target="ort")
+
