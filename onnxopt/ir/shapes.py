@@ -196,7 +196,7 @@ def read_shape_dim(value: Value | None, types: dict[Value, TypeProto] | None = N
         node = node.inputs[0].producer() if node.inputs[0] is not None else None
     if node is None:
         return None
-    index = 0
+    index = None
     if node.op_type == "Gather":
         indices = node.inputs[1]
         tensor = indices.const_value if indices is not None and indices.is_constant() else None
@@ -210,12 +210,10 @@ def read_shape_dim(value: Value | None, types: dict[Value, TypeProto] | None = N
     type_ = source.type if source.producer() is None or types is None else types.get(source)
     if type_ is None or not type_.tensor_type.HasField("shape"):
         return None
-    dims = type_.tensor_type.shape.dim
-    start = node.attr("start", 0)
-    position = (start + len(dims) if start < 0 else start) + index
-    if not 0 <= position < len(dims):
-        return None
-    dim = dims[position]
+    dims = list(type_.tensor_type.shape.dim)[slice(node.attr("start", 0), node.attr("end", None))]
+    if index is None and len(dims) != 1 or index is not None and index >= len(dims):
+        return None  # without a Gather, the Shape itself must hold one dim
+    dim = dims[index or 0]
     return dim.dim_value if dim.HasField("dim_value") else dim.dim_param or None
 
 
