@@ -3,7 +3,8 @@
 The subgraph from the projected query/key/value ([batch, sequence, hidden]) to the merged context: reshape to heads,
 transpose, Q·Kᵀ, scale, optional additive mask, Softmax, ·V, transpose and reshape back. The head count and sizes
 come from inferred static shapes, never from the Reshape targets, so a dynamic batch or sequence is fine, and a
-padding mask [batch, 1, 1, key length] is expanded over the query length at run time.
+padding mask [batch, 1, 1, key length] is expanded over the query length at run time. A causal mask written as
+Where(j > i, -inf, scores) over a square of the query length becomes MultiHeadAttention's unidirectional=1.
 The scale is applied to the scores (Div or Mul) or, as torch's SDPA export does, as √scale on Q and on Kᵀ.
 """
 from __future__ import annotations
