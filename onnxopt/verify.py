@@ -37,11 +37,16 @@ class VerifyReport:
     culprit: PassRecord | None = None
     culprit_index: int | None = None
     culprit_nodes: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)  # float outputs without a finite value on any sample
 
     def summary(self) -> str:
-        """One line per failing output (or a single 'outputs match' line)."""
+        """One line per failing output (or a single 'outputs match' line, naming outputs it could not check)."""
         if self.ok:
-            return f"verified: outputs match on {self.samples} input sample(s)"
+            line = f"verified: outputs match on {self.samples} input sample(s)"
+            if self.unchecked:
+                line += (f", but {', '.join(self.unchecked)} is NaN or infinite everywhere on them, so its values went "
+                         "unchecked: give real inputs with --data")
+            return line
         lines = [f"{c.name}: {c.detail}" for c in self.checks if not c.ok]
         if self.culprit is not None:
             nodes = ", ".join(self.culprit_nodes[:8]) or "no node removed"
@@ -60,17 +65,14 @@ def sample_feeds(
     seed: int = 0,
 ) -> list[Feeds]:
     """Input samples: `count` from a data directory/iterable, else random ones (dynamic dims from `dims`, else 1)."""
-    from onnxopt.bench.inputs import random_feeds
+    from onnxopt.bench.inputs import default_shapes, random_feeds
 
     specs = input_specs(model)
     if data is not None:
         from onnxopt.calibration.datasets import load_samples
 
         return [dict(s) for s in load_samples(data, specs, count)]
-    shapes = {
-        s.name: tuple(d if isinstance(d, int) and d > 0 else int((dims or {}).get(str(d), 1)) for d in (s.shape or ()))
-        for s in specs
-    }
+    shapes = default_shapes(specs, dims)
     return [random_feeds(specs, shapes, seed=seed + i) for i in range(count)]
 
 
@@ -95,16 +97,24 @@ def compare_outputs(
     With min_sqnr_db (quantized models) floats pass on SQNR instead of element tolerance.
     """
     worst: dict[str, OutputCheck] = {}
+    unchecked: dict[str, None] = {}
+    checked: set[str] = set()
     for ref_outputs, act_outputs in zip(reference, actual):
         for name, ref in ref_outputs.items():
-            check = _compare_one(name, np.asarray(ref), act_outputs.get(name), rtol, atol, min_sqnr_db)
+            ref = np.asarray(ref)
+            if ref.dtype.kind in "fc" and ref.size and not np.isfinite(ref).any():
+                unchecked[name] = None
+            else:
+                checked.add(name)
+            check = _compare_one(name, ref, act_outputs.get(name), rtol, atol, min_sqnr_db)
             previous = worst.get(name)
             if previous is None or (previous.ok and not check.ok) or (
                 previous.ok == check.ok and check.max_abs_diff > previous.max_abs_diff
             ):
                 worst[name] = check
     checks = list(worst.values())
-    return VerifyReport(all(c.ok for c in checks), len(reference), checks)
+    return VerifyReport(all(c.ok for c in checks), len(reference), checks,
+                        unchecked=[name for name in unchecked if name not in checked])
 
 
 def _compare_one(name, ref, out, rtol, atol, min_sqnr_db) -> OutputCheck:

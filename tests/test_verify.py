@@ -96,6 +96,15 @@ def test_integers_must_be_exact_and_nan_positions_equal():
     assert not report.ok and "NaN" in report.checks[0].detail
 
 
+def test_outputs_that_are_never_finite_are_named_as_unchecked():
+    nan = np.full(3, np.nan, np.float32)
+    report = compare_outputs(_outputs(y=nan), _outputs(y=nan.copy()))
+    assert report.ok and report.unchecked == ["y"]
+    assert "y is NaN or infinite everywhere on them" in report.summary() and "--data" in report.summary()
+    partly = np.array([1.0, np.nan, 2.0], np.float32)
+    assert compare_outputs(_outputs(y=partly), _outputs(y=partly.copy())).unchecked == []
+
+
 def test_sqnr_mode_for_quantized_models():
     rng = np.random.default_rng(0)
     ref = rng.standard_normal(1000).astype(np.float32)

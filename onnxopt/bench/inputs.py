@@ -73,8 +73,19 @@ def _check_shape(spec: InputSpec, shape: tuple[int, ...], source: str) -> tuple[
     return shape
 
 
+def default_shapes(specs: Sequence[InputSpec], dims: Optional[Mapping[str, int]] = None) -> dict[str, tuple[int, ...]]:
+    """Every input's shape with its dynamic dims taken from `dims`, else 1: how generated inputs are sized where
+    nothing else says (verification, the quantizer's latency check)."""
+    return {spec.name: tuple(d if isinstance(d, int) and d > 0 else int((dims or {}).get(str(d), 1))
+                             for d in spec.shape or ()) for spec in specs}
+
+
 def random_feeds(specs: Sequence[InputSpec], shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> Feeds:
-    """Random inputs: floats in [-1, 1), integers in [0, 8), uint8 in [0, 256), booleans; reproducible by seed."""
+    """Random inputs: floats in [-1, 1), integers in [0, 8), uint8 in [0, 256), booleans; reproducible by seed.
+
+    An integer input named like a mask (attention_mask) gets what a padded batch's mask holds instead: 1, and 0 over
+    the last third of its last axis; random values there send masked scores to NaN.
+    """
     rng = np.random.default_rng(seed)
     feeds: Feeds = {}
     for spec in specs:
@@ -83,6 +94,10 @@ def random_feeds(specs: Sequence[InputSpec], shapes: Mapping[str, tuple[int, ...
             value = rng.uniform(-1.0, 1.0, size=shape).astype(spec.dtype)
         elif kind == "b":
             value = rng.integers(0, 2, size=shape).astype(bool)
+        elif kind in "iu" and "mask" in spec.name.lower():
+            value = np.ones(shape, spec.dtype)
+            if shape and shape[-1] >= 3:
+                value[..., shape[-1] - shape[-1] // 3:] = 0
         elif kind in "iu":
             high = 256 if spec.dtype == np.uint8 else INT_HIGH
             value = rng.integers(0, high, size=shape).astype(spec.dtype)

@@ -129,9 +129,12 @@ def _runs_for(model: Model, feeds: Feeds, threads: int, seconds: float) -> int:
 
 
 def _random_feeds(model: Model, config: QuantConfig) -> dict[str, np.ndarray]:
-    from onnxopt.testing import random_inputs
+    """Inputs as the benchmark generates them, dynamic dims from config.dims (else 1)."""
+    from onnxopt.bench.inputs import default_shapes, random_feeds
+    from onnxopt.ir.interface import input_specs
 
-    return random_inputs(_session(model, 1), dims=dict(config.dims))
+    specs = input_specs(model)
+    return random_feeds(specs, default_shapes(specs, dict(config.dims)))
 
 
 def _unsized(model: Model, config: QuantConfig) -> bool:

@@ -66,6 +66,19 @@ def test_random_feeds_ranges_and_dtypes() -> None:
     check_feeds(specs, feeds, "m")
 
 
+def test_an_integer_mask_is_a_padded_batchs_mask() -> None:
+    # random integers as an attention mask send a BERT's masked scores to NaN, before and after optimizing
+    model = onnx.parser.parse_model("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (int64[batch, seq] input_ids, int64[batch, seq] attention_mask) => (int64[batch, seq] y) {
+        y = Add(input_ids, attention_mask)
+    }""")
+    specs = input_specs(model)
+    feeds = random_feeds(specs, resolve_shapes(specs, dims={"batch": 2, "seq": 6}))
+    np.testing.assert_array_equal(feeds["attention_mask"], [[1, 1, 1, 1, 0, 0]] * 2)
+    assert feeds["input_ids"].max() > 1  # other integer inputs stay random
+
+
 def test_data_from_iterable() -> None:
     specs = input_specs(MODEL)[:1]
     sample = {"image": np.ones((1, 3, 2, 2), np.float64)}
