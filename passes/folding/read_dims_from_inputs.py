@@ -10,15 +10,21 @@ _Plan = list[tuple[Node, Value, np.ndarray]]  # (Gather, the input to read, the 
 
 
 def _input_dims(graph: Graph) -> dict[str, tuple[Value, int]]:
-    """Each symbolic dim of the main graph's inputs → the first input declaring it and its axis there."""
+    """Each symbolic dim of the main graph's inputs → the first input declaring it and its axis there.
+
+    A name one input gives to two of its axes ("?" for both H and W, as Paddle exports write) names no one dim.
+    """
     found: dict[str, tuple[Value, int]] = {}
+    ambiguous: set[str] = set()
     for value in graph.inputs:
         if value.is_initializer():
             continue
+        names = [dim for dim in value.shape or () if isinstance(dim, str)]
+        ambiguous.update(name for name in names if names.count(name) > 1)
         for axis, dim in enumerate(value.shape or ()):
             if isinstance(dim, str):
                 found.setdefault(dim, (value, axis))
-    return found
+    return {name: place for name, place in found.items() if name not in ambiguous}
 
 
 def _reroute_plan(shape: Node, types: PassTypes, sources: dict[str, tuple[Value, int]]) -> _Plan | None:

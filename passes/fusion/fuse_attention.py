@@ -133,9 +133,12 @@ def _softmax_reason(m) -> str:
     return "" if axis in (-1, 3) else f"the Softmax is over axis {axis}, not the last"
 
 
+PLACEHOLDERS = ("?", "")  # names exporters give any unknown dim (Paddle writes "?"): they say nothing about equality
+
+
 def _same(a, b) -> bool:
-    """Two dims are known equal: the same int, or the same symbolic name."""
-    return a is not None and a == b
+    """Two dims are known equal: the same int, or the same symbolic name (not a placeholder)."""
+    return a is not None and a not in PLACEHOLDERS and a == b
 
 
 class Heads(NamedTuple):
@@ -156,7 +159,7 @@ def _among(dim, aliases: frozenset) -> bool:
 
 
 def _aliases(*dims) -> frozenset:
-    return frozenset(d for d in dims if d is not None)
+    return frozenset(d for d in dims if d is not None and d not in PLACEHOLDERS)
 
 
 def _heads(m) -> Heads | str:

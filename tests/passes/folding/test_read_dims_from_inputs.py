@@ -57,3 +57,11 @@ def test_shapes_left_alone(check_pass, reads, inputs):
                             "float[B] unused_b, float[S] unused_s, float[B, S, 8] x")
     model = model_from_text(text, INITS)
     check_pass("read_dims_from_inputs", model, modified=False, compare=False)
+
+
+def test_a_name_one_input_gives_two_axes_names_no_dim(check_pass):
+    # Paddle exports call every unknown dim "?": [?, ?, 8] does not say which axis a "?" elsewhere is
+    model = model_from_text(context_reshape(inputs="float[B, S, 8] x"), INITS)
+    for dim in next(v for v in model.graph.inputs if v.name == "x").type.tensor_type.shape.dim[:2]:
+        dim.dim_param = "?"
+    check_pass("read_dims_from_inputs", model, modified=False, compare=False)

@@ -269,3 +269,18 @@ def test_causal_mask_becomes_unidirectional(ones, triangle, built):
 def test_causal_declines(text, reason):
     assert_declines(RULE, text, CAUSAL_INITS, reason, target="ort")
 
+
+
+def test_placeholder_dim_names_prove_nothing():
+    # Paddle names every unknown dim "?": two "?" dims need not be one size
+    from target_fusion_testing import run_pass
+
+    from onnxopt.testing import model_from_text
+
+    model = model_from_text(DYNAMIC_LENGTH, INITS)
+    for value in (v for v in model.graph.inputs if v.name in ("x", "mask")):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param:
+                dim.dim_param = "?"
+    fired, notes = run_pass(RULE, model, "ort", explain=True)
+    assert not fired and any("does not keep the batch and sequence dims" in note for note in notes), notes
