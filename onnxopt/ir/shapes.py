@@ -168,7 +168,8 @@ def _range_lengths(model: Model, types: dict[Value, TypeProto]) -> dict[Value, T
                     or not _is_scalar(node.inputs[2], 1):
                 continue
             dim = read_shape_dim(node.inputs[1], types)
-            if isinstance(dim, str) and not dim.startswith("unk__"):  # a name one inference made up links nothing
+            # a name one inference made up (unk__N), or a placeholder (Paddle's "?"), links nothing
+            if isinstance(dim, str) and not dim.startswith("unk__") and dim != "?":
                 lengths[out] = make_tensor_type_proto(inferred.tensor_type.elem_type, [dim])
     return lengths
 
