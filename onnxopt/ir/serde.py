@@ -298,11 +298,18 @@ def check_output_path(path: str | os.PathLike) -> str:
     return directory
 
 
-def _publish(tmp: str, path: str | os.PathLike) -> None:
-    """Give a finished temporary file the mode a newly created file gets (mkstemp's is 0600) and move it to `path`."""
-    umask = os.umask(0)
+def _new_file_mode() -> int:
+    umask = os.umask(0)  # reading the umask means setting it: once, at import, before any thread writes files
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    return 0o666 & ~umask
+
+
+NEW_FILE_MODE = _new_file_mode()  # what open() gives a new file; mkstemp's is 0600
+
+
+def _publish(tmp: str, path: str | os.PathLike) -> None:
+    """Give a finished temporary file the mode a newly created file gets and move it to `path`."""
+    os.chmod(tmp, NEW_FILE_MODE)
     os.replace(tmp, path)
 
 

@@ -248,16 +248,17 @@ def test_model_over_2gb_round_trip(tmp_path, request) -> None:
 
 
 def test_save_returns_the_files_it_wrote_with_a_new_files_mode(tmp_path) -> None:
-    umask = os.umask(0o022)
-    try:
-        written = ir.save(ir.from_proto(weights_model()), tmp_path / "m.onnx", external_data=True)
-        inline = ir.save(ir.from_proto(weights_model()), tmp_path / "i.onnx")
-    finally:
-        os.umask(umask)
+    written = ir.save(ir.from_proto(weights_model()), tmp_path / "m.onnx", external_data=True)
+    inline = ir.save(ir.from_proto(weights_model()), tmp_path / "i.onnx")
     assert written == [str(tmp_path / "m.onnx"), str(tmp_path / "m.onnx.data")]
     assert inline == [str(tmp_path / "i.onnx")]
-    # readable by others, as open() would make it: a model served by another user must not be locked out
-    assert {oct(os.stat(path).st_mode & 0o777) for path in [*written, *inline]} == {oct(0o644)}
+    # as open() would make it under the process umask (0644 under the usual 022), not mkstemp's 0600: a model
+    # served by another user must not be locked out
+    with open(tmp_path / "plain", "w"):
+        pass
+    expected = os.stat(tmp_path / "plain").st_mode & 0o777
+    assert expected != 0o600
+    assert {oct(os.stat(path).st_mode & 0o777) for path in [*written, *inline]} == {oct(expected)}
 
 
 def test_stored_bytes_counts_the_data_file_the_weights_are_read_from(tmp_path) -> None:
