@@ -30,10 +30,7 @@ def resolve_shapes(
     unknown = sorted(set(shapes) - {s.name for s in specs})
     if unknown:
         raise DataError(f"--shape names unknown inputs {unknown}; the model's inputs are {[s.name for s in specs]}")
-    symbols = sorted({d for s in specs for d in s.shape or () if isinstance(d, str) and d})
-    unused = sorted(set(dims) - set(symbols))
-    if unused:
-        raise DataError(f"--dim names {unused}, which no input's shape uses; its symbolic dims are {symbols}")
+    check_dim_names(specs, dims)
     resolved: dict[str, tuple[int, ...]] = {}
     missing: list[str] = []
     first_unresolved: Optional[InputSpec] = None
@@ -60,6 +57,14 @@ def resolve_shapes(
         advice = hint or f"give them with --dim NAME=N or a whole shape with --shape {first_unresolved.name}={example}"
         raise DataError(f"unresolved dynamic dims: {', '.join(missing)}; {advice}")
     return resolved
+
+
+def check_dim_names(specs: Sequence[InputSpec], dims: Iterable[str]) -> None:
+    """DataError when `dims` (--dim) names a symbolic dim that no input's shape has."""
+    symbols = sorted({d for s in specs for d in s.shape or () if isinstance(d, str) and d})
+    unused = sorted(set(dims) - set(symbols))
+    if unused:
+        raise DataError(f"--dim names {unused}, which no input's shape uses; its symbolic dims are {symbols}")
 
 
 def _check_shape(spec: InputSpec, shape: tuple[int, ...], source: str) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from onnxopt.calibration.datasets import Source, count_samples, load_samples
 from onnxopt.ir.interface import input_specs
 from onnxopt.errors import OnnxoptError
 from onnxopt.ir import Model, infer_shapes, load
-from onnxopt.quantization.config import QuantConfig, QuantConfigError
+from onnxopt.quantization.config import QuantConfig
 from onnxopt.quantization.dynamic import InsertDynamicQuantization, plan_dynamic
 from onnxopt.quantization.evaluate import Evaluator
 from onnxopt.quantization.plan import build_plan
@@ -67,7 +67,10 @@ def quantize(
         check_available([config.provider])  # before the work, not after it
     started = time.perf_counter()
     model = load(model) if not isinstance(model, Model) else model.clone()
-    _check_dims(model, config)
+    if config.dims:
+        from onnxopt.bench.inputs import check_dim_names, input_specs
+
+        check_dim_names(input_specs(model), dict(config.dims))
     report = QuantReport(mode=config.mode, method=config.method if config.mode == "static" else None)
     named = model.clone() if config.exclude_nodes else None
     if named is not None:
@@ -137,16 +140,6 @@ def quantize(
     quantized.metadata_props["onnxopt.quantization"] = f"{config.mode};method={report.method}"
     report.seconds = time.perf_counter() - started
     return QuantizeResult(quantized, report)
-
-
-def _check_dims(model: Model, config: QuantConfig) -> None:
-    """QuantConfigError when config.dims (--dim) names a dim no input of the model has."""
-    from onnxopt.ir.interface import input_specs
-
-    symbols = sorted({d for spec in input_specs(model) for d in spec.shape or () if isinstance(d, str)})
-    unused = sorted(name for name, _ in config.dims if name not in symbols)
-    if unused:
-        raise QuantConfigError(f"--dim names {unused}, which no input's shape uses; its symbolic dims are {symbols}")
 
 
 def _check_excluded_nodes(named: Model, prepared: Model, config: QuantConfig, report: QuantReport) -> None:
